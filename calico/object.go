@@ -1,0 +1,230 @@
+package calico
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+)
+
+// Labels and annotations calico-pni puts on every Calico object it writes.
+// ManagedByLabel is the only mark of ownership: calico-pni updates and
+// deletes nothing that lacks it, whatever its name.
+const (
+	ManagedByLabel        = "app.kubernetes.io/managed-by"
+	ManagedByValue        = "calico-pni"
+	ClassLabel            = "calico-pni.io/class"
+	DescriptionAnnotation = "calico-pni.io/description"
+)
+
+// Class tells the writer when a policy may change. Every policy that selects
+// an endpoint turns on default deny for it, so the order of writes matters:
+// allow policies are written first and removed last, baseline policies the
+// other way round.
+type Class string
+
+// The two classes.
+const (
+	ClassAllow    Class = "allow"
+	ClassBaseline Class = "baseline"
+)
+
+// Policy is one Calico policy as calico-pni wants it, before it is given the
+// name it is stored under and an API version.
+type Policy struct {
+	// Name is the policy's name in Calico's v3 API (for example
+	// "pni-allow-dns"); API.StoredName gives the object name.
+	Name string
+	// Namespace is empty for a GlobalNetworkPolicy and set for a
+	// namespaced NetworkPolicy.
+	Namespace string
+	Class     Class
+	// Description says in one sentence why the policy exists. It is
+	// written as an annotation so that `kubectl get -o yaml` explains it.
+	Description string
+	Spec        GlobalNetworkPolicySpec
+}
+
+// Kind is GlobalNetworkPolicy or NetworkPolicy.
+func (p Policy) Kind() string {
+	if p.Namespace != "" {
+		return "NetworkPolicy"
+	}
+	return "GlobalNetworkPolicy"
+}
+
+// Version is a Calico release, as ClusterInformation reports it ("v3.28.5").
+type Version struct{ Major, Minor int }
+
+// ParseVersion reads "v3.28.5", "3.29", "v3.30.0-0.dev" and the like.
+func ParseVersion(s string) (Version, error) {
+	t := strings.TrimPrefix(strings.TrimSpace(s), "v")
+	parts := strings.SplitN(t, ".", 3)
+	if len(parts) < 2 {
+		return Version{}, fmt.Errorf("Calico version %q is not of the form v3.28.0", s)
+	}
+	minorText, _, _ := strings.Cut(parts[1], "-")
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(minorText)
+	if err1 != nil || err2 != nil {
+		return Version{}, fmt.Errorf("Calico version %q is not of the form v3.28.0", s)
+	}
+	return Version{major, minor}, nil
+}
+
+// AtLeast reports whether v is major.minor or later.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+func (v Version) String() string { return fmt.Sprintf("v%d.%d", v.Major, v.Minor) }
+
+// The two Calico API groups calico-pni can write.
+const (
+	GroupV3 = "projectcalico.org"
+	GroupV1 = "crd.projectcalico.org"
+)
+
+// API is the Calico API calico-pni writes to and the Calico version behind
+// it, which decides the names objects are stored under.
+type API struct {
+	// Group is GroupV3 (Calico's supported API, served by the Calico API
+	// server or, from 3.32, by native CRDs) or GroupV1 (Calico's storage
+	// CRDs, written directly).
+	Group   string
+	Version Version
+}
+
+// GroupVersion returns projectcalico.org/v3 or crd.projectcalico.org/v1.
+func (a API) GroupVersion() schema.GroupVersion {
+	if a.Group == GroupV3 {
+		return schema.GroupVersion{Group: GroupV3, Version: "v3"}
+	}
+	return schema.GroupVersion{Group: GroupV1, Version: "v1"}
+}
+
+// Resource returns the resource a policy of this kind is written to.
+func (a API) Resource(kind string) schema.GroupVersionResource {
+	plural := "globalnetworkpolicies"
+	if kind == "NetworkPolicy" {
+		plural = "networkpolicies"
+	}
+	return a.GroupVersion().WithResource(plural)
+}
+
+// legacyPrefix is the tier prefix that Calico up to 3.31 puts on the stored
+// name of a default-tier policy in its v1 CRDs.
+const legacyPrefix = "default."
+
+// StoredName returns the name a policy is stored under. In the v1 CRDs of
+// Calico 3.31 and earlier a default-tier policy "foo" is stored as
+// "default.foo"; from 3.32, and always in the v3 API, it is "foo".
+// kube-controllers 3.32+ renames "default.foo" and would fight a writer that
+// kept the old form.
+func (a API) StoredName(name string) string {
+	if a.Group == GroupV1 && !a.Version.AtLeast(3, 32) {
+		return legacyPrefix + name
+	}
+	return name
+}
+
+// PolicyName returns the v3 name of a stored object, the inverse of
+// StoredName.
+func (a API) PolicyName(stored string) string {
+	if a.Group == GroupV1 && !a.Version.AtLeast(3, 32) {
+		return strings.TrimPrefix(stored, legacyPrefix)
+	}
+	return stored
+}
+
+// Object renders p as the object calico-pni writes through api.
+func (a API) Object(p Policy) *unstructured.Unstructured {
+	meta := metav1.ObjectMeta{
+		Name:      a.StoredName(p.Name),
+		Namespace: p.Namespace,
+		Labels: map[string]string{
+			ManagedByLabel: ManagedByValue,
+			ClassLabel:     string(p.Class),
+		},
+	}
+	if p.Description != "" {
+		meta.Annotations = map[string]string{DescriptionAnnotation: p.Description}
+	}
+	typeMeta := metav1.TypeMeta{APIVersion: a.GroupVersion().String(), Kind: p.Kind()}
+	var obj any
+	if p.Namespace == "" {
+		obj = GlobalNetworkPolicy{TypeMeta: typeMeta, ObjectMeta: meta, Spec: p.Spec}
+	} else {
+		obj = NetworkPolicy{TypeMeta: typeMeta, ObjectMeta: meta, Spec: NamespacedSpec(p.Spec)}
+	}
+	u, err := toUnstructured(obj)
+	if err != nil {
+		// The types above always marshal; a failure is a programming error.
+		panic(fmt.Sprintf("rendering %s: %v", p.Name, err))
+	}
+	return u
+}
+
+// NamespacedSpec copies the fields a NetworkPolicy has.
+func NamespacedSpec(s GlobalNetworkPolicySpec) NetworkPolicySpec {
+	return NetworkPolicySpec{
+		Tier: s.Tier, Order: s.Order, Selector: s.Selector,
+		ServiceAccountSelector: s.ServiceAccountSelector, Types: s.Types,
+		Ingress: s.Ingress, Egress: s.Egress, PerformanceHints: s.PerformanceHints,
+	}
+}
+
+// SpecOf reads the spec of a stored GlobalNetworkPolicy or NetworkPolicy.
+// Fields calico-pni does not model are dropped, which is harmless: they are
+// also absent from the desired spec, so any difference forces a rewrite of
+// the whole spec.
+func SpecOf(u *unstructured.Unstructured) (GlobalNetworkPolicySpec, error) {
+	var spec GlobalNetworkPolicySpec
+	raw, ok := u.Object["spec"]
+	if !ok {
+		return spec, nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return spec, err
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return spec, fmt.Errorf("%s %s: spec: %w", u.GetKind(), u.GetName(), err)
+	}
+	return spec, nil
+}
+
+// SpecEqual compares two specs the way Calico reads them: the default tier
+// written or left out is the same, and so are a port written as 80 or "80".
+func SpecEqual(a, b GlobalNetworkPolicySpec) bool {
+	return bytes.Equal(canonical(a), canonical(b))
+}
+
+func canonical(s GlobalNetworkPolicySpec) []byte {
+	if s.Tier == "default" {
+		s.Tier = ""
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("marshalling a policy spec: %v", err))
+	}
+	return b
+}
+
+func toUnstructured(obj any) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := utiljson.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}

@@ -1,0 +1,88 @@
+// Command calico-pni keeps Rancher project network isolation in place on
+// clusters whose CNI is Calico. Subcommands:
+//
+//	render   print the Calico policies and namespace labels for a cluster
+//	run      the daemon: keep them in step with the cluster
+//	cleanup  remove everything calico-pni wrote
+//	version  print the version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // bad input or a failure while working
+	exitUsage   = 2 // bad flags or arguments
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"render", "print the Calico policies and namespace labels for a cluster", runRender},
+		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) int {
+			fmt.Fprintln(stdout, "calico-pni", version)
+			return exitOK
+		}},
+	}
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "calico-pni: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: calico-pni <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'calico-pni <command> -h' for the flags of a command.")
+}
+
+// parseFlags parses a subcommand's flags and returns the exit code to use
+// when parsing ends the command (help or a usage error), or -1 to go on.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "calico-pni %s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return exitUsage
+	}
+	return -1
+}

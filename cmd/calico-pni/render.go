@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/policies"
+	"github.com/calico-pni/calico-pni/sync"
+)
+
+func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	file := fs.String("f", "", "read Namespace, Node and EndpointSlice objects from this YAML or JSON file ('-' for standard input), e.g. the output of `kubectl get ns,nodes -o yaml`")
+	kubeconfig := fs.String("kubeconfig", "", "read the objects from the cluster of this kubeconfig instead of a file")
+	api := fs.String("api", "", "Calico API to render for: v3 (projectcalico.org/v3) or v1 (crd.projectcalico.org/v1). Default: v3 for a file, detected for a cluster")
+	calicoVersion := fs.String("calico-version", "", "Calico version (e.g. v3.28.5); decides the names of v1 objects. Default: read from the cluster's ClusterInformation")
+	configPath := fs.String("config", "", "calico-pni configuration file (default: built-in defaults)")
+	withNamespaces := fs.Bool("namespaces", true, "also print the namespaces with the calico-pni labels and status they get")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: calico-pni render (-f FILE | --kubeconfig FILE) [flags]\n\nPrints, as YAML for `kubectl apply -f -`, the Calico policies calico-pni would write\nand the labels it would put on namespaces, in the order that is safe to apply them.\n\nExit codes: 0 done, 1 invalid input, 2 usage.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
+	}
+	if (*file == "") == (*kubeconfig == "") {
+		fmt.Fprintln(stderr, "calico-pni render: give exactly one of -f and --kubeconfig")
+		return exitUsage
+	}
+	if *api != "" && *api != "v1" && *api != "v3" {
+		fmt.Fprintf(stderr, "calico-pni render: --api %q: use v1 or v3\n", *api)
+		return exitUsage
+	}
+
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "calico-pni render:", err)
+		return exitInvalid
+	}
+
+	var snap policies.Snapshot
+	var target calico.API
+	if *file != "" {
+		snap, target, err = renderFromFile(*file, *api, *calicoVersion, stdin, stderr)
+	} else {
+		snap, target, err = renderFromCluster(*kubeconfig, *api, *calicoVersion)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "calico-pni render:", err)
+		return exitInvalid
+	}
+
+	d := policies.Generate(snap, cfg)
+	for _, p := range d.Problems {
+		fmt.Fprintln(stderr, "calico-pni render: warning:", p)
+	}
+	out, err := policies.YAML(d.Manifests(target, *withNamespaces))
+	if err != nil {
+		fmt.Fprintln(stderr, "calico-pni render:", err)
+		return exitInvalid
+	}
+	if _, err := stdout.Write(out); err != nil {
+		fmt.Fprintln(stderr, "calico-pni render:", err)
+		return exitInvalid
+	}
+	if len(d.Invalid) > 0 {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+func renderFromFile(path, api, version string, stdin io.Reader, stderr io.Writer) (policies.Snapshot, calico.API, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(stdin)
+		path = "standard input"
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return policies.Snapshot{}, calico.API{}, err
+	}
+	snap, notes, err := policies.ReadSnapshot(path, data)
+	if err != nil {
+		return snap, calico.API{}, err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stderr, "calico-pni render: note:", n)
+	}
+	target := calico.API{Group: calico.GroupV3}
+	if api == "v1" {
+		if version == "" {
+			return snap, target, fmt.Errorf("--api v1 needs --calico-version: v1 objects are stored as default.<name> up to Calico 3.31 and as <name> from 3.32")
+		}
+		target.Group = calico.GroupV1
+	}
+	if version != "" {
+		if target.Version, err = calico.ParseVersion(version); err != nil {
+			return snap, target, fmt.Errorf("--calico-version: %w", err)
+		}
+	}
+	return snap, target, nil
+}
+
+func renderFromCluster(kubeconfig, api, version string) (policies.Snapshot, calico.API, error) {
+	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return policies.Snapshot{}, calico.API{}, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kube, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return policies.Snapshot{}, calico.API{}, err
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return policies.Snapshot{}, calico.API{}, err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(rest)
+	if err != nil {
+		return policies.Snapshot{}, calico.API{}, err
+	}
+	snap, err := sync.ListSnapshot(ctx, kube)
+	if err != nil {
+		return snap, calico.API{}, err
+	}
+	var target calico.API
+	switch api {
+	case "":
+		target, err = sync.DetectAPI(ctx, disc, dyn, version)
+	case "v3":
+		target.Group = calico.GroupV3
+		if version != "" {
+			target.Version, err = calico.ParseVersion(version)
+		}
+	case "v1":
+		target, err = sync.DetectAPI(ctx, disc, dyn, version)
+		target.Group = calico.GroupV1
+	}
+	return snap, target, err
+}

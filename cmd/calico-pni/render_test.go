@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/calico-pni/calico-pni/policies"
+)
+
+func TestRenderFile(t *testing.T) {
+	code, stdout, stderr := calicoPNI(t, "", "render", "-f", fixture, "--api", "v1", "--calico-version", "v3.28.5")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden, err := os.ReadFile(filepath.Join("..", "..", "policies", "testdata", "article.golden.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != string(golden) {
+		t.Error("render -f on the fixture differs from the generator's golden file")
+	}
+	if stderr != "" {
+		t.Errorf("render printed warnings for the fixture: %s", stderr)
+	}
+
+	// Standard input, v3, policies only.
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = calicoPNI(t, string(data), "render", "-f", "-", "--namespaces=false")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, "kind: Namespace") || strings.Contains(stdout, "default.pni-") || !strings.Contains(stdout, "apiVersion: projectcalico.org/v3") {
+		t.Errorf("v3 render from stdin:\n%s", stdout)
+	}
+}
+
+func TestRenderInvalidInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	badNS := write("bad.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {'a b': c}}\n")
+	badConfig := write("config.yaml", "dns: {mode: nowhere}\n")
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"render", "-f", badNS}, badNS + ": document 1 (Namespace shop): metadata.labels: key \"a b\""},
+		{[]string{"render", "-f", filepath.Join(dir, "missing.yaml")}, "no such file"},
+		{[]string{"render", "-f", fixture, "--config", badConfig}, "dns.mode: \"nowhere\" is not a DNS mode"},
+		{[]string{"render", "-f", fixture, "--api", "v1"}, "--api v1 needs --calico-version"},
+		{[]string{"render", "-f", fixture, "--api", "v1", "--calico-version", "latest"}, "--calico-version: Calico version \"latest\""},
+		{[]string{"render", "--kubeconfig", filepath.Join(dir, "missing")}, "--kubeconfig"},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := calicoPNI(t, "", tt.args...)
+		if code != exitInvalid || !strings.Contains(stderr, tt.stderr) || stdout != "" {
+			t.Errorf("calico-pni %v: exit %d, stdout %d bytes, stderr %q; want exit 1, no output, and %q", tt.args, code, len(stdout), stderr, tt.stderr)
+		}
+	}
+}
+
+func TestRenderWarnsAndNotes(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	text := "apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: app}\n"
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := calicoPNI(t, "", "render", "-f", p)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: no System project") || !strings.Contains(stderr, "(Secret s): skipped") {
+		t.Errorf("stderr %q", stderr)
+	}
+	if !strings.Contains(stdout, policies.StatusAnnotation) {
+		t.Errorf("no namespace status in output:\n%s", stdout)
+	}
+}

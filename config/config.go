@@ -1,0 +1,170 @@
+// Package config is calico-pni's configuration file: its fields, their
+// defaults, and the checks that stop a bad file before anything is written.
+// Every error names the field (as a dotted path) and says how to fix it.
+package config
+
+import "github.com/calico-pni/calico-pni/calico"
+
+// Config is the whole configuration file. Every field has a default; a
+// field set in the file replaces the default, lists and maps included.
+type Config struct {
+	// SystemProject is the ID of Rancher's System project (p-xxxxx). Blank
+	// means detect: the project of cattle-system, else of kube-system.
+	SystemProject string `json:"systemProject"`
+	// IsolateUnassigned isolates namespaces that are in no project, each
+	// on its own. Rancher leaves them open, and so does the default.
+	IsolateUnassigned bool `json:"isolateUnassigned"`
+	// IsolateEgress adds the egress half of the baseline. Rancher's own
+	// isolation is ingress-only; the article calico-pni comes from denies
+	// egress too, and so does the default.
+	IsolateEgress bool `json:"isolateEgress"`
+	// TrustLabelOnly admits a namespace to the project named by its
+	// field.cattle.io/projectId label when it has no annotation. Only for
+	// clusters where Rancher does not manage projects: the label is not
+	// guarded, so anyone who can edit a namespace can set it.
+	TrustLabelOnly bool `json:"trustLabelOnly"`
+	// ExemptNamespaces are never isolated. Entries are names or patterns
+	// with one '*' ("cattle-*").
+	ExemptNamespaces []string `json:"exemptNamespaces"`
+	// DNS is what isolated pods may resolve names with.
+	DNS DNS `json:"dns"`
+	// KubeAPI is how isolated pods reach the Kubernetes API.
+	KubeAPI KubeAPI `json:"kubeAPI"`
+	// RancherAgent lists the Rancher agent's pods; they may send anywhere.
+	RancherAgent []Workloads `json:"rancherAgent"`
+	// Monitoring lists Prometheus pods; they may scrape isolated pods and
+	// send anywhere.
+	Monitoring []Workloads `json:"monitoring"`
+	// Logging lists log shippers; they may send anywhere.
+	Logging []Workloads `json:"logging"`
+	// IngressController lets an ingress controller reach its backends.
+	IngressController IngressController `json:"ingressController"`
+	// Roles are opt-in services: a namespace labelled
+	// network-policy/role_<name> accepts traffic on the role's ports from
+	// namespaces labelled network-policy/allow_<name>.
+	Roles map[string]Role `json:"roles"`
+}
+
+// DNS modes.
+const (
+	// DNSCluster allows DNS only to the cluster DNS pods.
+	DNSCluster = "cluster"
+	// DNSAny allows DNS to any destination, as the article did. It lets
+	// pods talk DNS to the internet, a known way to smuggle data out.
+	DNSAny = "any"
+)
+
+// DNS says where isolated pods may send DNS queries.
+type DNS struct {
+	// Mode is "cluster" (the DNS pods below) or "any" (any address).
+	Mode string `json:"mode"`
+	// Namespace of the cluster DNS pods.
+	Namespace string `json:"namespace"`
+	// PodLabels select the DNS pods in that namespace.
+	PodLabels map[string]string `json:"podLabels"`
+	// Port the DNS pods listen on, after kube-proxy's DNAT (TCP and UDP).
+	Port int `json:"port"`
+}
+
+// KubeAPI says how isolated pods reach the Kubernetes API. Calico sees
+// egress after kube-proxy's DNAT, so the rule names the API server's real
+// addresses: every node address on Port, and the endpoints of the
+// default/kubernetes Service on their own port.
+type KubeAPI struct {
+	// Port the API server listens on at node addresses (6443 on RKE, RKE2
+	// and K3s).
+	Port int `json:"port"`
+	// ExtraCIDRs are more API addresses (a load balancer in front of the
+	// control plane), allowed on Port.
+	ExtraCIDRs []string `json:"extraCIDRs"`
+	// RefreshSchedule is a cron schedule (five fields) on which the daemon
+	// re-reads nodes and API endpoints from the API server, besides
+	// following every change it is told of.
+	RefreshSchedule string `json:"refreshSchedule"`
+}
+
+// Workloads names pods by namespace and service account. Both accept one
+// '*' as a wildcard. Anyone who can create a namespace with a matching name
+// and run a pod there under a matching service account gets the same
+// access, so keep the patterns tight.
+type Workloads struct {
+	Namespace       string   `json:"namespace"`
+	ServiceAccounts []string `json:"serviceAccounts"`
+}
+
+// IngressController is the article's ingress pair: the controller's
+// namespace carries NamespaceLabels, backend namespaces carry BackendLabels,
+// and the controller may reach backend pods on Ports.
+type IngressController struct {
+	Enabled         bool              `json:"enabled"`
+	NamespaceLabels map[string]string `json:"namespaceLabels"`
+	BackendLabels   map[string]string `json:"backendLabels"`
+	// Ports are the backend pods' own ports (the controller connects to
+	// pods, not to Services).
+	Ports []calico.Port `json:"ports"`
+}
+
+// Role is one opt-in service.
+type Role struct {
+	// Protocol is TCP, UDP or SCTP; TCP when left out.
+	Protocol string `json:"protocol"`
+	// Ports the role's pods accept on.
+	Ports []calico.Port `json:"ports"`
+}
+
+// Label keys of the article's service roles.
+const (
+	RoleLabelPrefix  = "network-policy/role_"
+	AllowLabelPrefix = "network-policy/allow_"
+)
+
+// Default returns the configuration used for every field the file leaves
+// out. The defaults reproduce the article's policies, with its mistakes
+// fixed (see docs/policies.md).
+func Default() *Config {
+	return &Config{
+		IsolateEgress: true,
+		ExemptNamespaces: []string{
+			"kube-system", "kube-public", "kube-node-lease",
+			"calico-system", "calico-apiserver", "tigera-operator",
+			"cattle-*",
+		},
+		DNS: DNS{
+			Mode:      DNSCluster,
+			Namespace: "kube-system",
+			PodLabels: map[string]string{"k8s-app": "kube-dns"},
+			Port:      53,
+		},
+		KubeAPI: KubeAPI{
+			Port:            6443,
+			RefreshSchedule: "*/5 * * * *",
+		},
+		RancherAgent: []Workloads{
+			{Namespace: "cattle-system", ServiceAccounts: []string{"cattle"}},
+		},
+		Monitoring: []Workloads{
+			// Rancher monitoring v2 (rancher-monitoring chart).
+			{Namespace: "cattle-monitoring-system", ServiceAccounts: []string{"rancher-monitoring-prometheus"}},
+			// Project monitors of prometheus-federator.
+			{Namespace: "cattle-project-p-*-monitoring", ServiceAccounts: []string{"cattle-project-p-*-prometheus"}},
+			// Rancher monitoring v1, cluster and project level.
+			{Namespace: "cattle-prometheus", ServiceAccounts: []string{"cluster-monitoring"}},
+			{Namespace: "cattle-prometheus-p-*", ServiceAccounts: []string{"project-monitoring"}},
+		},
+		Logging: []Workloads{
+			// Rancher logging v2 (rancher-logging chart).
+			{Namespace: "cattle-logging-system", ServiceAccounts: []string{"rancher-logging-root-fluentd", "rancher-logging-root-fluentbit"}},
+			// Rancher logging v1.
+			{Namespace: "cattle-logging", ServiceAccounts: []string{"rancher-logging-fluentd"}},
+		},
+		IngressController: IngressController{
+			Enabled:         true,
+			NamespaceLabels: map[string]string{"ingress": "nginx"},
+			BackendLabels:   map[string]string{"network-policy/ingress": "nginx"},
+			Ports:           []calico.Port{calico.PortNumber(80), calico.PortNumber(443)},
+		},
+		Roles: map[string]Role{
+			"redis": {Protocol: "TCP", Ports: []calico.Port{calico.PortNumber(6379)}},
+		},
+	}
+}

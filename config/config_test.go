@@ -1,0 +1,164 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/calico-pni/calico-pni/calico"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
+	}
+	cfg, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("an empty file does not give the defaults: %+v", cfg)
+	}
+}
+
+func TestParseOverridesDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`
+systemProject: p-sys01
+isolateUnassigned: true
+dns:
+  mode: any
+kubeAPI:
+  extraCIDRs: [192.0.2.10/32]
+roles:
+  postgres:
+    ports: [5432]
+  dns-over-tls:
+    protocol: TCP
+    ports: ["853", "8000:8010", https]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SystemProject != "p-sys01" || !cfg.IsolateUnassigned || cfg.DNS.Mode != DNSAny {
+		t.Errorf("fields not read: %+v", cfg)
+	}
+	// Fields of a section the file does not set keep their defaults.
+	if cfg.DNS.Port != 53 || cfg.KubeAPI.Port != 6443 || cfg.KubeAPI.RefreshSchedule != "*/5 * * * *" {
+		t.Errorf("defaults lost: dns.port %d, kubeAPI %+v", cfg.DNS.Port, cfg.KubeAPI)
+	}
+	// A map in the file replaces the default map: redis is gone.
+	if got := cfg.RoleNames(); !reflect.DeepEqual(got, []string{"dns-over-tls", "postgres"}) {
+		t.Errorf("roles = %v", got)
+	}
+	if cfg.Roles["postgres"].Protocol != "TCP" {
+		t.Errorf("a role without protocol did not default to TCP: %+v", cfg.Roles["postgres"])
+	}
+	want := []calico.Port{calico.PortNumber(853), {Min: 8000, Max: 8010}, {Name: "https"}}
+	if !reflect.DeepEqual(cfg.Roles["dns-over-tls"].Ports, want) {
+		t.Errorf("ports = %v", cfg.Roles["dns-over-tls"].Ports)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"dnss: {}", "dnss: unknown field; known fields here are systemProject"},
+		{"dns: {mode: cluster, podLabel: {a: b}}", "dns.podLabel: unknown field"},
+		{"dns: {mode: everywhere}", `dns.mode: "everywhere" is not a DNS mode`},
+		{"dns: {podLabels: {}}", "dns.podLabels: must select the DNS pods"},
+		{"dns: {port: 70000}", "dns.port: 70000 is not a port number"},
+		{"kubeAPI: {port: https}", "kubeAPI.port: expected a whole number"},
+		{"kubeAPI: {port: 64.5}", "kubeAPI.port: expected a whole number"},
+		{"kubeAPI: {extraCIDRs: [10.0.0.5]}", `kubeAPI.extraCIDRs[0]: "10.0.0.5" is not a CIDR`},
+		{"kubeAPI: {extraCIDRs: [10.0.0.5/24]}", "write 10.0.0.0/24"},
+		{"kubeAPI: {refreshSchedule: every five minutes}", "kubeAPI.refreshSchedule"},
+		{"systemProject: c-abcde:p-xyz12", "give the project part only"},
+		{"systemProject: 42", "systemProject: expected a string"},
+		{"isolateEgress: yes please", "isolateEgress: expected true or false"},
+		{"exemptNamespaces: [cattle-*-*]", "exemptNamespaces[0]: \"cattle-*-*\" has more than one '*'"},
+		{"exemptNamespaces: [Kube_System]", "exemptNamespaces[0]"},
+		{"exemptNamespaces: kube-system", "exemptNamespaces: expected a list"},
+		{"monitoring: [{namespace: x}]", "monitoring[0].serviceAccounts: must name at least one"},
+		{"logging: [{namespace: '', serviceAccounts: [a]}]", "logging[0].namespace: must not be empty"},
+		{"rancherAgent: [{namespace: a, serviceAccounts: [Bad_SA]}]", "rancherAgent[0].serviceAccounts[0]"},
+		{"ingressController: {namespaceLabels: {}}", "ingressController.namespaceLabels: must name"},
+		{"ingressController: {ports: []}", "ingressController.ports: must list at least one port"},
+		{"ingressController: {ports: [0]}", "ingressController.ports[0]: 0 is not a port"},
+		{"ingressController: {ports: [99999]}", "ingressController.ports[0]: port 99999 is out of range"},
+		{"ingressController: {ports: ['90:80']}", "ingressController.ports[0]: range 90:80 runs backwards"},
+		{"ingressController: {backendLabels: {'bad key!': x}}", "is not a label key"},
+		{"roles: {redis: {ports: []}}", "roles.redis.ports: must list at least one port"},
+		{"roles: {redis: {}}", "roles.redis.ports: must list at least one port"},
+		{"roles: {Redis_DB: {ports: [1]}}", "roles.Redis_DB: role names must be"},
+		{"roles: {redis: {protocol: ICMP, ports: [1]}}", `roles.redis.protocol: "ICMP" is not TCP, UDP or SCTP`},
+		{"roles: {redis: {ports: [1], extra: 2}}", "roles.redis.extra: unknown field"},
+		{"- a\n- b", "must be a mapping of fields"},
+		{"dns: [a]", "dns: expected a mapping of fields, got a list"},
+		{"dns: {mode: cluster\n", "not valid YAML"},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.yaml))
+		if err == nil {
+			t.Errorf("Parse(%q) succeeded, want %q", tt.yaml, tt.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) = %v\nwant it to contain %q", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	_, err := Parse([]byte("dns: {mode: x}\nkubeAPI: {port: 0}\nroles: {a: {ports: []}}"))
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	for _, want := range []string{"dns.mode", "kubeAPI.port", "roles.a.ports"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not report %s", err, want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("isolateUnassigned: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(good)
+	if err != nil || !cfg.IsolateUnassigned {
+		t.Fatalf("Load = %+v, %v", cfg, err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("dns: {mode: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "dns.mode") {
+		t.Errorf("Load(bad) = %v; want the path and the field", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("Load of a missing file succeeded")
+	}
+	if cfg, err := Load(""); err != nil || !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("Load(\"\") = %+v, %v", cfg, err)
+	}
+}
+
+// FuzzParse checks that no input makes the loader panic, and that whatever
+// it accepts is valid.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "dns: {mode: any}", "roles: {redis: {ports: [6379, '1:2', http]}}", "kubeAPI: {extraCIDRs: [10.0.0.0/8]}", "exemptNamespaces: ['a-*']", "[1, 2]", "null", "monitoring: [{namespace: a, serviceAccounts: [b]}]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Parse accepted %q but the result does not validate: %v", data, err)
+		}
+	})
+}

@@ -1,0 +1,150 @@
+package policies
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// ReadSnapshot reads a snapshot from Kubernetes objects in YAML or JSON: one
+// object, a List (as `kubectl get ns,nodes -o yaml` prints), or several
+// documents separated by ---. It reads Namespaces, Nodes and the
+// EndpointSlices of default/kubernetes; other objects are skipped and named
+// in the returned notes. Errors name the source, the document and the
+// object.
+func ReadSnapshot(source string, data []byte) (Snapshot, []string, error) {
+	r := &snapshotReader{source: source}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for doc := 1; ; doc++ {
+		var obj map[string]any
+		err := dec.Decode(&obj)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Snapshot{}, nil, fmt.Errorf("%s: document %d: not valid YAML or JSON: %w", source, doc, err)
+		}
+		if obj == nil {
+			continue
+		}
+		if err := r.object(fmt.Sprintf("document %d", doc), obj); err != nil {
+			return Snapshot{}, nil, err
+		}
+	}
+	r.snap.APIEndpoints = APIEndpointsFrom(r.slices)
+	return r.snap, r.notes, nil
+}
+
+type snapshotReader struct {
+	source string
+	snap   Snapshot
+	slices []*discoveryv1.EndpointSlice
+	notes  []string
+	seen   map[string]bool
+}
+
+func (r *snapshotReader) object(where string, obj map[string]any) error {
+	u := &unstructured.Unstructured{Object: obj}
+	kind, apiVersion, name := u.GetKind(), u.GetAPIVersion(), u.GetName()
+	at := fmt.Sprintf("%s: %s", r.source, where)
+	if kind == "" || apiVersion == "" {
+		return fmt.Errorf("%s: apiVersion and kind must be set (this reads Kubernetes objects such as `kubectl get ns,nodes -o yaml` prints)", at)
+	}
+	if strings.HasSuffix(kind, "List") {
+		items, ok := obj["items"].([]any)
+		if !ok && obj["items"] != nil {
+			return fmt.Errorf("%s (%s): items must be a list", at, kind)
+		}
+		for i, item := range items {
+			m, ok := item.(map[string]any)
+			if !ok {
+				return fmt.Errorf("%s (%s): items[%d] is not an object", at, kind, i)
+			}
+			if err := r.object(fmt.Sprintf("%s, items[%d]", where, i), m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	at = fmt.Sprintf("%s (%s %s)", at, kind, name)
+	if name == "" && (kind == "Namespace" || kind == "Node" || kind == "EndpointSlice") {
+		if v, found, _ := unstructured.NestedFieldNoCopy(obj, "metadata", "name"); found {
+			return fmt.Errorf("%s: metadata.name must be a string, not %v (quote it: YAML reads n, no, on, 1 as other types)", at, v)
+		}
+		return fmt.Errorf("%s: metadata.name must be set", at)
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	key := kind + "/" + u.GetNamespace() + "/" + name
+	if r.seen[key] {
+		return fmt.Errorf("%s: this object appears twice", at)
+	}
+	r.seen[key] = true
+
+	switch {
+	case kind == "Namespace" && apiVersion == "v1":
+		var ns corev1.Namespace
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &ns); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		if err := checkNamespace(&ns); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		r.snap.Namespaces = append(r.snap.Namespaces, NamespaceFrom(&ns))
+	case kind == "Node" && apiVersion == "v1":
+		var n corev1.Node
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &n); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		for i, a := range n.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+				continue
+			}
+			if _, err := netip.ParseAddr(a.Address); err != nil {
+				return fmt.Errorf("%s: status.addresses[%d].address: %q is not an IP address", at, i, a.Address)
+			}
+		}
+		r.snap.Nodes = append(r.snap.Nodes, NodeFrom(&n))
+	case kind == "EndpointSlice" && apiVersion == "discovery.k8s.io/v1":
+		var s discoveryv1.EndpointSlice
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &s); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		if s.Namespace != "default" || s.Labels[discoveryv1.LabelServiceName] != "kubernetes" {
+			r.notes = append(r.notes, fmt.Sprintf("%s: skipped: not an EndpointSlice of default/kubernetes", at))
+			return nil
+		}
+		r.slices = append(r.slices, &s)
+	default:
+		r.notes = append(r.notes, fmt.Sprintf("%s: skipped: only v1 Namespace, v1 Node and discovery.k8s.io/v1 EndpointSlice are read", at))
+	}
+	return nil
+}
+
+// checkNamespace applies the API server's rules to what the generator
+// reads, so a hand-written file cannot feed it what no cluster holds.
+func checkNamespace(ns *corev1.Namespace) error {
+	if msgs := validation.IsDNS1123Label(ns.Name); len(msgs) > 0 {
+		return fmt.Errorf("metadata.name: %q is not a namespace name: %s", ns.Name, strings.Join(msgs, "; "))
+	}
+	for k, v := range ns.Labels {
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+			return fmt.Errorf("metadata.labels: key %q: %s", k, strings.Join(msgs, "; "))
+		}
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+			return fmt.Errorf("metadata.labels.%s: value %q: %s", k, v, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+package policies
+
+import (
+	"cmp"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/rancher"
+)
+
+// Desired is everything calico-pni wants the cluster to hold.
+type Desired struct {
+	// Policies in the order they are written: allow policies by name, then
+	// baseline policies by name. Removal goes the other way round.
+	Policies []calico.Policy
+	// Invalid lists policies that failed validation. They are not in
+	// Policies and are never written; namespaces that need them are held
+	// as they are and report why.
+	Invalid []InvalidPolicy
+	// Namespaces, by name, with the labels and status each should carry.
+	Namespaces []NamespaceState
+	// SystemProject is the System project's ID ("" if none was found) and
+	// SystemProjectSource says how it was found.
+	SystemProject       string
+	SystemProjectSource string
+	// Problems are findings about the whole cluster.
+	Problems []string
+}
+
+// InvalidPolicy is a policy that would have been written but failed
+// validation.
+type InvalidPolicy struct {
+	Name string
+	Err  error
+}
+
+// NamespaceState is what one namespace should carry.
+type NamespaceState struct {
+	Name string
+	// Labels are the calico-pni.io/ labels the namespace should have;
+	// any other calico-pni.io/ label is removed.
+	Labels map[string]string
+	Status Status
+	// Requires lists the policies that must be in place before the
+	// namespace is isolated (every policy that will select it).
+	Requires []string
+}
+
+// Policy orders. Every calico-pni allow policy comes after Kubernetes
+// NetworkPolicies (order 1000) so that a user's own Calico Deny at a lower
+// order still wins. The baseline has no rules: selecting a namespace is
+// all it does, and its order only says that it comes last.
+const (
+	AllowOrder    = 2000.0
+	BaselineOrder = 10000.0
+)
+
+// Generate computes the desired state of the cluster.
+func Generate(snap Snapshot, cfg *config.Config) Desired {
+	g := &generator{cfg: cfg}
+	return g.run(snap)
+}
+
+type generator struct {
+	cfg *config.Config
+	d   Desired
+	// shared are the policies whose selection is evaluated for each
+	// namespace; projectPolicy and ownPolicy are looked up directly.
+	shared        []built
+	projectPolicy map[string]string
+	ownPolicy     map[string]string
+	all           []built
+}
+
+// built is a policy with the namespace selection it was built from.
+type built struct {
+	policy  calico.Policy
+	selects calico.Selector
+}
+
+// nsInfo is a namespace during generation.
+type nsInfo struct {
+	ns     Namespace
+	member rancher.Membership
+	state  *NamespaceState
+	// own is true for a namespace isolated on its own (in no project).
+	own bool
+}
+
+func (g *generator) run(snap Snapshot) Desired {
+	infos := make([]*nsInfo, len(snap.Namespaces))
+	byName := make(map[string]*nsInfo, len(snap.Namespaces))
+	for i, ns := range snap.Namespaces {
+		infos[i] = &nsInfo{ns: ns, member: rancher.ProjectOf(ns.Labels, ns.Annotations, g.cfg.TrustLabelOnly)}
+		byName[ns.Name] = infos[i]
+	}
+	slices.SortFunc(infos, func(a, b *nsInfo) int { return cmp.Compare(a.ns.Name, b.ns.Name) })
+
+	g.d.SystemProject, g.d.SystemProjectSource = rancher.SystemProject(g.cfg.SystemProject, func(name string) string {
+		if info, ok := byName[name]; ok {
+			return info.member.Project
+		}
+		return ""
+	})
+	if g.d.SystemProject == "" {
+		g.d.Problems = append(g.d.Problems, "no System project: systemProject is not configured and neither cattle-system nor kube-system is in a project; isolated namespaces accept traffic from their own project only")
+	}
+
+	projects := map[string]bool{}
+	usedRoles := map[string]bool{}
+	for _, info := range infos {
+		g.classify(info)
+		if info.state.Status.Isolated {
+			if info.own {
+				continue
+			}
+			projects[info.member.Project] = true
+		}
+		g.checkRoles(info, usedRoles)
+	}
+
+	g.projectPolicy = map[string]string{}
+	g.ownPolicy = map[string]string{}
+	g.add(g.baseline()...)
+	if g.d.SystemProject != "" {
+		g.add(g.fromSystemProject())
+	}
+	if g.cfg.IsolateEgress {
+		g.add(g.dns(), g.kubeAPI(snap))
+	}
+	g.add(g.workloads()...)
+	if g.cfg.IngressController.Enabled {
+		g.add(g.ingressController()...)
+	}
+	for _, role := range g.cfg.RoleNames() {
+		if usedRoles[role] {
+			g.add(g.role(role))
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(projects)) {
+		b := g.project(p)
+		g.projectPolicy[p] = b.policy.Name
+		g.all = append(g.all, b)
+	}
+	for _, info := range infos {
+		if info.own && info.state.Status.Isolated {
+			b := g.namespaceOnItsOwn(info.ns.Name)
+			g.ownPolicy[info.ns.Name] = b.policy.Name
+			g.all = append(g.all, b)
+		}
+	}
+
+	invalid := g.validate()
+	for _, info := range infos {
+		g.selectedBy(info, invalid)
+		g.d.Namespaces = append(g.d.Namespaces, *info.state)
+	}
+	return g.d
+}
+
+// add registers policies whose selection is evaluated per namespace.
+func (g *generator) add(bs ...built) {
+	g.shared = append(g.shared, bs...)
+	g.all = append(g.all, bs...)
+}
+
+// classify decides a namespace's state, labels and reason.
+func (g *generator) classify(info *nsInfo) {
+	st := &NamespaceState{Name: info.ns.Name, Labels: map[string]string{}}
+	info.state = st
+	m := info.member
+	if m.Project != "" {
+		st.Labels[ProjectLabel] = m.Project
+		st.Status.Project = m.Project
+	}
+	if pattern, ok := g.exemptPattern(info.ns.Name); ok {
+		st.Status.State = Exempt
+		st.Status.Reason = fmt.Sprintf("name matches %q in exemptNamespaces", pattern)
+	} else if m.Project != "" && m.Project == g.d.SystemProject {
+		st.Status.State = Exempt
+		st.Status.Reason = fmt.Sprintf("in the System project %s (%s)", m.Project, g.d.SystemProjectSource)
+	} else if m.Project != "" {
+		st.Status.State, st.Status.Isolated = Isolated, true
+		st.Status.Reason = fmt.Sprintf("in project %s", m.Project)
+	} else if m.Trust == rancher.Untrusted {
+		// Something claims a project that cannot be believed: fail closed,
+		// isolated on its own, in no project.
+		st.Status.State, st.Status.Isolated = Isolated, true
+		st.Status.Reason = "claims a project that cannot be trusted; isolated on its own, in no project"
+		info.own = true
+	} else if g.cfg.IsolateUnassigned {
+		st.Status.State, st.Status.Isolated = Isolated, true
+		st.Status.Reason = "in no project; isolated on its own (isolateUnassigned)"
+		info.own = true
+	} else {
+		st.Status.State = Open
+		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned to isolate such namespaces)"
+	}
+	if st.Status.Isolated {
+		st.Labels[IsolatedLabel] = "true"
+	}
+	if m.Problem != "" {
+		st.Status.AddProblem(m.Problem)
+	}
+}
+
+func (g *generator) exemptPattern(name string) (string, bool) {
+	for _, p := range g.cfg.ExemptNamespaces {
+		if calico.Glob(calico.NameLabel, p).Matches(map[string]string{calico.NameLabel: name}) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// checkRoles records which configured roles an isolated namespace uses
+// and reports role labels that name no configured role.
+func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
+	for _, key := range slices.Sorted(maps.Keys(info.ns.Labels)) {
+		var role, kind string
+		if r, ok := strings.CutPrefix(key, config.RoleLabelPrefix); ok {
+			role, kind = r, "offers"
+		} else if r, ok := strings.CutPrefix(key, config.AllowLabelPrefix); ok {
+			role, kind = r, "consumes"
+		} else {
+			continue
+		}
+		if _, ok := g.cfg.Roles[role]; !ok {
+			info.state.Status.AddProblem(fmt.Sprintf("label %s %s role %q, which the configuration does not define; add roles.%s with its ports, or remove the label (calico-pni does not guess ports)", key, kind, role, role))
+			continue
+		}
+		if info.state.Status.Isolated {
+			used[role] = true
+		}
+	}
+}
+
+// validate drops invalid policies from the output and returns them by name.
+func (g *generator) validate() map[string]error {
+	invalid := map[string]error{}
+	for _, b := range g.all {
+		if err := calico.Validate(b.policy); err != nil {
+			invalid[b.policy.Name] = err
+			g.d.Invalid = append(g.d.Invalid, InvalidPolicy{Name: b.policy.Name, Err: err})
+			g.d.Problems = append(g.d.Problems, err.Error())
+			continue
+		}
+		g.d.Policies = append(g.d.Policies, b.policy)
+	}
+	slices.SortFunc(g.d.Policies, func(a, b calico.Policy) int {
+		if a.Class != b.Class {
+			if a.Class == calico.ClassAllow {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return invalid
+}
+
+// selectedBy fills in the policies that apply to an isolated namespace.
+func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
+	st := info.state
+	if !st.Status.Isolated {
+		return
+	}
+	labels := make(map[string]string, len(info.ns.Labels)+len(st.Labels)+1)
+	for k, v := range info.ns.Labels {
+		if !strings.HasPrefix(k, LabelPrefix) {
+			labels[k] = v
+		}
+	}
+	maps.Copy(labels, st.Labels)
+	labels[calico.NameLabel] = info.ns.Name
+
+	var names []string
+	for _, b := range g.shared {
+		if b.selects.Matches(labels) {
+			names = append(names, b.policy.Name)
+		}
+	}
+	if name, ok := g.projectPolicy[st.Status.Project]; ok && !info.own {
+		names = append(names, name)
+	}
+	if name, ok := g.ownPolicy[info.ns.Name]; ok {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	st.Status.Policies = names
+	st.Requires = names
+	for _, n := range names {
+		if err, bad := invalid[n]; bad {
+			st.Status.AddProblem(fmt.Sprintf("policy %s is invalid and was not written, so this namespace is left as it was: %v", n, err))
+		}
+	}
+}
+
+// policyName joins a prefix and an ID into a DNS-1123 label, shortening
+// long IDs with a hash so that two IDs never share a name.
+func policyName(prefix, id string) string {
+	name := prefix + id
+	if len(name) <= 63 {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("%s%s-%08x", prefix, strings.TrimRight(id[:63-len(prefix)-9], "-"), h.Sum32())
+}
+
+func order(f float64) *float64 { return &f }
+
+// isolated selects namespaces calico-pni has switched isolation on for.
+func isolated() calico.Selector { return calico.Eq(IsolatedLabel, "true") }
+
+func inProject(id string) calico.Selector { return calico.Eq(ProjectLabel, id) }
+
+// allowPolicy assembles a GlobalNetworkPolicy of the allow class.
+func allowPolicy(name, description string, selects calico.Selector, podSelector calico.Selector, ingress, egress []calico.Rule) built {
+	spec := calico.GlobalNetworkPolicySpec{
+		Order:             order(AllowOrder),
+		NamespaceSelector: selects.String(),
+		Ingress:           ingress,
+		Egress:            egress,
+	}
+	if podSelector != nil {
+		spec.Selector = podSelector.String()
+	}
+	if ingress != nil {
+		spec.Types = append(spec.Types, calico.Ingress)
+	}
+	if egress != nil {
+		spec.Types = append(spec.Types, calico.Egress)
+	}
+	return built{
+		policy:  calico.Policy{Name: name, Class: calico.ClassAllow, Description: description, Spec: spec},
+		selects: selects,
+	}
+}

@@ -1,0 +1,67 @@
+package policies
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files from the current output")
+
+// articleSnapshot reads the article-shaped fixture shared by the tests, the
+// demo and the benchmarks.
+func articleSnapshot(t testing.TB) Snapshot {
+	t.Helper()
+	path := filepath.Join("..", "testdata", "article-cluster.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, notes, err := ReadSnapshot(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) > 0 {
+		t.Fatalf("the fixture has objects the reader skips: %v", notes)
+	}
+	return snap
+}
+
+// TestGolden renders the article fixture with the default configuration
+// for the article's API (crd.projectcalico.org/v1 on Calico 3.28) and
+// compares it with testdata/article.golden.yaml. Review the diff of
+// `go test ./policies -run TestGolden -update` before committing it.
+func TestGolden(t *testing.T) {
+	d := Generate(articleSnapshot(t), config.Default())
+	if len(d.Invalid) > 0 {
+		t.Fatalf("invalid policies: %v", d.Invalid)
+	}
+	api := calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}
+	got, err := YAML(d.Manifests(api, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "article.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("output differs from %s; run `go test ./policies -run TestGolden -update` and review the diff\n%s", golden, lineDiff(string(want), string(got)))
+	}
+}
+
+func defaultConfigForFuzz() *config.Config {
+	cfg := config.Default()
+	cfg.IsolateUnassigned = true
+	return cfg
+}

@@ -1,0 +1,81 @@
+package policies
+
+import (
+	"encoding/json"
+	"slices"
+)
+
+// Labels and the annotation calico-pni writes on namespaces. They are the
+// only keys of a namespace calico-pni ever changes.
+const (
+	// IsolatedLabel ("true") switches isolation on for a namespace. Every
+	// calico-pni policy selects namespaces through it.
+	IsolatedLabel = "calico-pni.io/isolated"
+	// ProjectLabel holds the trusted project ID (from Rancher's guarded
+	// annotation) of every namespace in a project. Policies match projects
+	// with it instead of Rancher's label, which anyone who can edit the
+	// namespace can change.
+	ProjectLabel = "calico-pni.io/project"
+	// StatusAnnotation holds the namespace's Status as JSON.
+	StatusAnnotation = "calico-pni.io/status"
+	// LabelPrefix is the prefix of every key above.
+	LabelPrefix = "calico-pni.io/"
+)
+
+// State is a namespace's isolation state.
+type State string
+
+// The states a namespace can be in.
+const (
+	// Isolated: the deny baseline applies, with calico-pni's exceptions.
+	Isolated State = "isolated"
+	// Exempt: never isolated (System project, or exempt by name).
+	Exempt State = "exempt"
+	// Open: not isolated (in no project, as under Rancher).
+	Open State = "open"
+	// Error: something about the namespace needs an admin; Problems says
+	// what and Isolated says whether the baseline applies.
+	Error State = "error"
+)
+
+// Status is what calico-pni reports on each namespace, as JSON in the
+// calico-pni.io/status annotation. It holds nothing that changes from one
+// pass to the next unless the namespace's situation does, so it is written
+// only when something real changes.
+type Status struct {
+	State    State  `json:"state"`
+	Isolated bool   `json:"isolated"`
+	Project  string `json:"project,omitempty"`
+	// Reason says why the namespace is in its state.
+	Reason string `json:"reason,omitempty"`
+	// Policies lists, by their v3 names, the calico-pni policies that
+	// apply to pods of the namespace (some only to certain pods).
+	Policies []string `json:"policies,omitempty"`
+	// Problems lists what calico-pni could not do as the namespace's
+	// labels or annotations ask, and why.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// AddProblem records a problem and puts the namespace in the error state.
+func (s *Status) AddProblem(p string) {
+	if !slices.Contains(s.Problems, p) {
+		s.Problems = append(s.Problems, p)
+	}
+	s.State = Error
+}
+
+// Encode returns the annotation value.
+func (s Status) Encode() string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic("encoding a namespace status: " + err.Error())
+	}
+	return string(b)
+}
+
+// DecodeStatus reads an annotation value written by Encode.
+func DecodeStatus(v string) (Status, error) {
+	var s Status
+	err := json.Unmarshal([]byte(v), &s)
+	return s, err
+}

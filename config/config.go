@@ -137,6 +137,7 @@ func Default() *Config {
 		},
 		KubeAPI: KubeAPI{
 			Port:            6443,
+			ExtraCIDRs:      []string{},
 			RefreshSchedule: "*/5 * * * *",
 		},
 		RancherAgent: []Workloads{

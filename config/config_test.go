@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -161,4 +162,26 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted %q but the result does not validate: %v", data, err)
 		}
 	})
+}
+
+// The defaults printed in docs/configuration.md are the real ones.
+func TestDocumentedDefaults(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/configuration.md has no yaml block")
+	}
+	cfg, err := Parse([]byte(block))
+	if err != nil {
+		t.Fatalf("the documented defaults do not parse: %v", err)
+	}
+	documented, _ := json.Marshal(cfg)
+	actual, _ := json.Marshal(Default())
+	if string(documented) != string(actual) {
+		t.Errorf("docs/configuration.md shows defaults that differ from config.Default():\n%s\n%s", documented, actual)
+	}
 }

@@ -36,7 +36,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "keep Calico policies and namespace status in step with the cluster", runRun},
 		{"render", "print the Calico policies and namespace labels for a cluster", runRender},
+		{"cleanup", "remove every namespace label and policy calico-pni wrote", runCleanup},
 		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "calico-pni", version)
 			return exitOK

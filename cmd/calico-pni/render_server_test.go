@@ -75,6 +75,7 @@ func TestRenderedPoliciesOnRealServer(t *testing.T) {
 				if _, err := res.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 					t.Fatalf("creating %s: %v", want.GetName(), err)
 				}
+				t.Cleanup(func() { _ = res.Delete(context.Background(), want.GetName(), metav1.DeleteOptions{}) })
 				got, err := res.Get(ctx, want.GetName(), metav1.GetOptions{})
 				if err != nil {
 					t.Fatalf("reading %s back: %v", want.GetName(), err)

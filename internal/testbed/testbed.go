@@ -39,6 +39,7 @@ type Env struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
 	env     *envtest.Environment
+	certDir string
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs asked for.
@@ -71,13 +72,24 @@ func Start(opts Options) (*Env, error) {
 	}
 	// On loopback the endpoint reconciler refuses to run; calico-pni's
 	// tests write the default/kubernetes EndpointSlice themselves.
-	env.ControlPlane.GetAPIServer().Configure().Set("endpoint-reconciler-type", "none")
+	apiServer := env.ControlPlane.GetAPIServer()
+	apiServer.Configure().Set("endpoint-reconciler-type", "none")
+	// Open watches would otherwise hold a stopping API server for a minute.
+	apiServer.Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	// A certificate directory of our own survives a stop, so that Restart
+	// brings the API server back with the same certificates and clients
+	// keep working, as after a real restart.
+	certDir, err := os.MkdirTemp("", "calico-pni-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	apiServer.CertDir = certDir
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	cfg.QPS, cfg.Burst = 1000, 2000
-	e := &Env{Config: cfg, env: env}
+	e := &Env{Config: cfg, env: env, certDir: certDir}
 	if e.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, errors.Join(err, env.Stop())
 	}
@@ -93,7 +105,17 @@ func Start(opts Options) (*Env, error) {
 }
 
 // Stop stops the API server and etcd.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	return errors.Join(err, os.RemoveAll(e.certDir))
+}
+
+// StopAPIServer stops kube-apiserver only; etcd keeps the data.
+func (e *Env) StopAPIServer() error { return e.env.ControlPlane.GetAPIServer().Stop() }
+
+// StartAPIServer starts kube-apiserver again on the same address with the
+// same certificates, after StopAPIServer.
+func (e *Env) StartAPIServer() error { return e.env.ControlPlane.GetAPIServer().Start() }
 
 // Environment returns the envtest environment, for adding users.
 func (e *Env) Environment() *envtest.Environment { return e.env }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/calico-pni/calico-pni/sync"
+)
+
+func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster configuration, else $KUBECONFIG)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: calico-pni cleanup [flags]\n\nRemoves everything calico-pni wrote: the calico-pni.io/ labels and status of every\nnamespace first (which ends isolation at once), then the baseline policies, then\nthe allow policies. Touches only policies labelled app.kubernetes.io/managed-by=calico-pni.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
+	}
+	log, err := newLogger(stderr, *logLevel, "text")
+	if err != nil {
+		fmt.Fprintln(stderr, "calico-pni cleanup:", err)
+		return exitUsage
+	}
+	rest, err := restConfig(*kubeconfig)
+	if err != nil {
+		fmt.Fprintln(stderr, "calico-pni cleanup:", err)
+		return exitInvalid
+	}
+	kube, err := kubernetes.NewForConfig(rest)
+	if err == nil {
+		var dyn dynamic.Interface
+		var disc discovery.DiscoveryInterface
+		if dyn, err = dynamic.NewForConfig(rest); err == nil {
+			if disc, err = discovery.NewDiscoveryClientForConfig(rest); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+				defer cancel()
+				var res sync.CleanupResult
+				res, err = sync.Cleanup(ctx, kube, dyn, disc, log)
+				fmt.Fprintf(stdout, "calico-pni cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "calico-pni cleanup:", err)
+		return exitInvalid
+	}
+	return exitOK
+}

@@ -1,0 +1,111 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/policies"
+)
+
+// CleanupResult counts what Cleanup removed.
+type CleanupResult struct {
+	Namespaces int
+	Policies   int
+}
+
+// Cleanup removes everything calico-pni wrote, in the order that never
+// denies more than before: first the calico-pni labels and status of every
+// namespace (removing the isolated label switches isolation off at once),
+// then the baseline policies, then the allow policies, in every Calico API
+// the cluster serves. It deletes only objects that carry calico-pni's
+// managed-by label.
+func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, disc discovery.DiscoveryInterface, log *slog.Logger) (CleanupResult, error) {
+	var res CleanupResult
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return res, fmt.Errorf("listing namespaces: %w", err)
+	}
+	var errs []error
+	for _, ns := range list.Items {
+		labels := map[string]any{}
+		for k := range ownLabels(ns.Labels) {
+			labels[k] = nil
+		}
+		meta := map[string]any{}
+		if len(labels) > 0 {
+			meta["labels"] = labels
+		}
+		if _, ok := ns.Annotations[policies.StatusAnnotation]; ok {
+			meta["annotations"] = map[string]any{policies.StatusAnnotation: nil}
+		}
+		if len(meta) == 0 {
+			continue
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": meta})
+		if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+			errs = append(errs, fmt.Errorf("namespace %s: %w", ns.Name, err))
+			continue
+		}
+		res.Namespaces++
+	}
+	if len(errs) > 0 {
+		// Policies stay until every namespace is released: deleting them
+		// first could leave a namespace isolated without its allows.
+		return res, errors.Join(errs...)
+	}
+
+	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
+		api := calico.API{Group: group}
+		served, err := servesPolicies(disc, api.GroupVersion().String())
+		if err != nil {
+			log.Warn("skipping a Calico API that does not answer", "api", api.GroupVersion().String(), "error", err)
+			continue
+		}
+		if !served {
+			continue
+		}
+		managed, err := listManaged(ctx, dyn, api)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, deletes, _ := planPolicies(nil, api, managed)
+		for _, d := range deletes {
+			if err := deleteManaged(ctx, dyn, api, d.object); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Policies++
+			log.Info("deleted policy", "api", api.GroupVersion().String(), "name", d.object.GetName(), "class", d.class)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func deleteManaged(ctx context.Context, dyn dynamic.Interface, api calico.API, u *unstructured.Unstructured) error {
+	res := dyn.Resource(api.Resource(u.GetKind()))
+	var ri dynamic.ResourceInterface = res
+	if ns := u.GetNamespace(); ns != "" {
+		ri = res.Namespace(ns)
+	}
+	uid := u.GetUID()
+	err := ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !isGone(err) {
+		return fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}

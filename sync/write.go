@@ -1,0 +1,208 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	gosync "sync"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/calico-pni/calico-pni/calico"
+)
+
+// FieldManager is the name calico-pni writes under.
+const FieldManager = "calico-pni"
+
+// writer performs planned writes, in parallel within one step.
+type writer struct {
+	kube    kubernetes.Interface
+	dyn     dynamic.Interface
+	api     calico.API
+	dryRun  bool
+	workers int
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// results collects the outcome of one step's writes.
+type results struct {
+	mu     gosync.Mutex
+	done   map[string]bool
+	failed map[string]error
+}
+
+func newResults() *results {
+	return &results{done: map[string]bool{}, failed: map[string]error{}}
+}
+
+func (r *results) record(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.failed[name] = err
+	} else {
+		r.done[name] = true
+	}
+}
+
+// each runs fn for every item with at most w.workers at a time.
+func each[T any](w *writer, items []T, fn func(T)) {
+	var g errgroup.Group
+	g.SetLimit(max(w.workers, 1))
+	for _, item := range items {
+		g.Go(func() error {
+			fn(item)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// writePolicies creates and updates policies.
+func (w *writer) writePolicies(ctx context.Context, changes []policyChange, r *results) {
+	each(w, changes, func(c policyChange) {
+		r.record(c.name, w.writePolicy(ctx, c))
+	})
+}
+
+func (w *writer) resource(u *unstructured.Unstructured) dynamic.ResourceInterface {
+	res := w.dyn.Resource(w.api.Resource(u.GetKind()))
+	if ns := u.GetNamespace(); ns != "" {
+		return res.Namespace(ns)
+	}
+	return res
+}
+
+func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
+	obj := c.object
+	kind := obj.GetKind()
+	if w.dryRun {
+		w.log.Info("dry run: would write policy", "verb", c.verb, "kind", kind, "name", obj.GetName())
+		return nil
+	}
+	res := w.resource(obj)
+	opts := metav1.CreateOptions{FieldManager: FieldManager}
+	switch c.verb {
+	case verbCreate:
+		_, err := res.Create(ctx, obj, opts)
+		if err == nil {
+			w.count(verbCreate, kind)
+			w.log.Info("created policy", "kind", kind, "name", obj.GetName())
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+		}
+		// Made since the cache was filled: read it and update it if ours.
+	case verbUpdate:
+		// The object carries the resourceVersion calico-pni compared
+		// against; a conflict means it changed since, so read it again.
+		_, err := res.Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
+		if err == nil {
+			w.count(verbUpdate, kind)
+			w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
+			return nil
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
+		}
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := res.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			fresh := obj.DeepCopy()
+			fresh.SetResourceVersion("")
+			fresh.SetUID("")
+			if _, err := res.Create(ctx, fresh, opts); err != nil {
+				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+			}
+			w.count(verbCreate, kind)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
+		}
+		if cur.GetLabels()[calico.ManagedByLabel] != calico.ManagedByValue {
+			return fmt.Errorf("a %s named %s exists and is not managed by calico-pni (it lacks the label %s=%s); calico-pni never changes it: rename or delete it, and calico-pni will write its own",
+				kind, obj.GetName(), calico.ManagedByLabel, calico.ManagedByValue)
+		}
+		update := mergeForUpdate(cur, obj)
+		if _, err := res.Update(ctx, update, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+			if apierrors.IsConflict(err) {
+				return err
+			}
+			return fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
+		}
+		w.count(verbUpdate, kind)
+		w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
+		return nil
+	})
+}
+
+// deletePolicies deletes managed policies, each only if it is still the
+// object calico-pni saw (same UID).
+func (w *writer) deletePolicies(ctx context.Context, changes []policyChange, r *results) {
+	each(w, changes, func(c policyChange) {
+		obj := c.object
+		if w.dryRun {
+			w.log.Info("dry run: would delete policy", "kind", obj.GetKind(), "name", obj.GetName())
+			r.record(c.name, nil)
+			return
+		}
+		uid := obj.GetUID()
+		err := w.resource(obj).Delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		switch {
+		case err == nil:
+			w.count(verbDelete, obj.GetKind())
+			w.log.Info("deleted policy", "kind", obj.GetKind(), "name", obj.GetName())
+		case apierrors.IsNotFound(err):
+			err = nil
+		case apierrors.IsConflict(err):
+			// Replaced by another object since: not the one calico-pni saw.
+			err = nil
+		default:
+			err = fmt.Errorf("deleting %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+		r.record(c.name, err)
+	})
+}
+
+// patchNamespaces writes namespace labels and status with merge patches
+// that name only calico-pni's keys.
+func (w *writer) patchNamespaces(ctx context.Context, changes []namespaceChange, r *results) {
+	each(w, changes, func(c namespaceChange) {
+		if w.dryRun {
+			w.log.Info("dry run: would patch namespace", "namespace", c.name, "patch", string(c.patch))
+			r.record(c.name, nil)
+			return
+		}
+		_, err := w.kube.CoreV1().Namespaces().Patch(ctx, c.name, types.MergePatchType, c.patch, metav1.PatchOptions{FieldManager: FieldManager})
+		switch {
+		case err == nil:
+			w.count(verbPatch, "Namespace")
+		case apierrors.IsNotFound(err):
+			err = nil
+		default:
+			err = fmt.Errorf("patching namespace %s: %w", c.name, err)
+		}
+		r.record(c.name, err)
+	})
+}
+
+func (w *writer) count(verb, kind string) {
+	w.metrics.Writes.WithLabelValues(verb, kind).Inc()
+}
+
+// isGone is true for a delete of an object that no longer exists, or that
+// was replaced by another of the same name.
+func isGone(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsConflict(err)
+}

@@ -76,18 +76,13 @@ func listCluster(ctx context.Context, kube kubernetes.Interface) (*clusterState,
 }
 
 // listManaged lists the policies calico-pni manages in one Calico API.
+// calico-pni writes GlobalNetworkPolicies only.
 func listManaged(ctx context.Context, dyn dynamic.Interface, api calico.API) ([]*unstructured.Unstructured, error) {
-	var out []*unstructured.Unstructured
-	for _, kind := range []string{"GlobalNetworkPolicy", "NetworkPolicy"} {
-		list, err := dyn.Resource(api.Resource(kind)).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
-		if err != nil {
-			return nil, fmt.Errorf("listing managed %ss in %s: %w", kind, api.GroupVersion(), err)
-		}
-		for i := range list.Items {
-			out = append(out, &list.Items[i])
-		}
+	list, err := dyn.Resource(api.Resource("GlobalNetworkPolicy")).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
+	if err != nil {
+		return nil, fmt.Errorf("listing managed GlobalNetworkPolicies in %s: %w", api.GroupVersion(), err)
 	}
-	return out, nil
+	return pointers(list.Items), nil
 }
 
 func pointers[T any](items []T) []*T {

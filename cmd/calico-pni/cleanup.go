@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/discovery"
@@ -19,12 +20,17 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster configuration, else $KUBECONFIG)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	stop := fs.String("stop-deployment", "", "first scale this Deployment (namespace/name) to zero and wait for its pods to go, so that a running daemon cannot undo the cleanup")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: calico-pni cleanup [flags]\n\nRemoves everything calico-pni wrote: the calico-pni.io/ labels and status of every\nnamespace first (which ends isolation at once), then the baseline policies, then\nthe allow policies. Touches only policies labelled app.kubernetes.io/managed-by=calico-pni.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
+	}
+	if ns, name, ok := strings.Cut(*stop, "/"); *stop != "" && (!ok || ns == "" || name == "") {
+		fmt.Fprintf(stderr, "calico-pni cleanup: --stop-deployment %q: give namespace/name\n", *stop)
+		return exitUsage
 	}
 	log, err := newLogger(stderr, *logLevel, "text")
 	if err != nil {
@@ -44,9 +50,15 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			if disc, err = discovery.NewDiscoveryClientForConfig(rest); err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 				defer cancel()
-				var res sync.CleanupResult
-				res, err = sync.Cleanup(ctx, kube, dyn, disc, log)
-				fmt.Fprintf(stdout, "calico-pni cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
+				if *stop != "" {
+					ns, name, _ := strings.Cut(*stop, "/")
+					err = sync.StopDeployment(ctx, kube, ns, name, log)
+				}
+				if err == nil {
+					var res sync.CleanupResult
+					res, err = sync.Cleanup(ctx, kube, dyn, disc, log)
+					fmt.Fprintf(stdout, "calico-pni cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
+				}
 			}
 		}
 	}

@@ -1,8 +1,12 @@
 # calico-pni: build, test and demo.
 #
 #   make test   everything CI runs: format check, vet, and all tests with the
-#               race detector against a real kube-apiserver and etcd
+#               race detector against a real kube-apiserver and etcd, the
+#               Helm chart and the container image included
 #   make demo   run the daemon against a local API server and show its work
+#   make image-check
+#               build the image's binaries (linux/amd64, linux/arm64) as the
+#               Dockerfile does, and check them, the Dockerfile and the chart
 #
 # Nothing here needs more than Go and the Go module proxy: the API server,
 # etcd, helm and gotestsum are built from Go modules into bin/ on first use.
@@ -18,6 +22,12 @@ KUBE_VERSION := v1.37.2
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
+# helm, for the chart's tests: built from its Go module.
+HELM_VERSION := v3.22.0
+
+# The platforms of the container image (Dockerfile).
+IMAGE_ARCHES := amd64 arm64
+
 # Calico's v1 CRDs come from this version of github.com/projectcalico/calico
 # (Calico 3.28): test data only, never imported into the product.
 CALICO_MODULE := github.com/projectcalico/calico@v1.11.0-cni-plugin.0.20250813170300-a0db560f0520
@@ -26,7 +36,7 @@ GO_DIRS := calico cmd config internal policies rancher sync tools
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: all build test test-short vet fmt-check tools crds demo clean
+.PHONY: all build test test-short vet fmt-check tools crds demo clean image-binaries image-check
 
 all: build
 
@@ -42,7 +52,11 @@ $(BIN)/etcd: tools/go.mod
 $(BIN)/gotestsum: tools/go.mod
 	cd tools && $(GO) build -o $(BIN)/gotestsum gotest.tools/gotestsum
 
-tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/gotestsum
+# Rebuilt when the Makefile changes, so that a new HELM_VERSION takes effect.
+$(BIN)/helm: Makefile
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/gotestsum $(BIN)/helm
 
 $(BIN)/crds/.done: Makefile
 	rm -rf $(BIN)/crds && mkdir -p $(BIN)/crds
@@ -60,7 +74,23 @@ vet:
 	$(GO) vet ./...
 	cd tools && $(GO) vet ./...
 
-test: tools crds fmt-check vet
+# The image's binaries, built exactly as the Dockerfile builds them (same
+# flags, CGO off, one per platform); bin/image/VERSION records the version.
+image-binaries:
+	for arch in $(IMAGE_ARCHES); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/image/$$arch/calico-pni ./cmd/calico-pni || exit 1; \
+	done
+	echo '$(VERSION)' > $(BIN)/image/VERSION
+
+# There is no container engine here: check the Dockerfile against this
+# Makefile, the binaries against the Dockerfile, and the chart against what
+# the binaries accept and serve.
+image-check: tools crds image-binaries
+	$(GO) test -count=1 -run '^(TestDockerfile|TestDockerignore|TestImage)' ./internal/charttest/
+
+# The chart's tests run bin/calico-pni, bin/helm and the image's binaries;
+# `make image-check`'s tests run here with the rest.
+test: tools crds fmt-check vet build image-binaries
 	$(BIN)/gotestsum --format testname -- -race -count=1 ./...
 
 # Unit tests only: skips the real-server tests.

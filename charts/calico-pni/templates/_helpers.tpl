@@ -1,0 +1,104 @@
+{{/*
+Names. The fullname is the release name when it already contains the chart
+name (the catalog installs release "calico-pni"), else release-chart.
+*/}}
+{{- define "calico-pni.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "calico-pni.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 55 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 55 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The uninstall hook's objects. */}}
+{{- define "calico-pni.cleanupName" -}}
+{{- printf "%s-cleanup" (include "calico-pni.fullname" .) -}}
+{{- end -}}
+
+{{- define "calico-pni.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "calico-pni.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/*
+The daemon's pods. The component label keeps the uninstall hook's pod out
+of the Deployment's selector: the hook waits for the Deployment's pods to
+stop, and must not wait for itself.
+*/}}
+{{- define "calico-pni.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "calico-pni.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: daemon
+{{- end -}}
+
+{{- define "calico-pni.image" -}}
+{{- $registry := "" -}}
+{{- with .Values.global -}}{{- with .cattle -}}{{- with .systemDefaultRegistry -}}{{- $registry = printf "%s/" . -}}{{- end -}}{{- end -}}{{- end -}}
+{{- printf "%s%s:%s" $registry .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* Usernames the label guard lets through: the daemon and the uninstall hook. */}}
+{{- define "calico-pni.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "calico-pni.fullname" .) -}}
+{{- end -}}
+
+{{- define "calico-pni.cleanupServiceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "calico-pni.cleanupName" .) -}}
+{{- end -}}
+
+{{/*
+Pod and container security that passes the "restricted" Pod Security
+Standard. The image runs as the distroless nonroot user.
+*/}}
+{{- define "calico-pni.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "calico-pni.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+The daemon's configuration file: .Values.config, plus the release namespace
+in exemptNamespaces unless an entry already names or matches it. Patterns
+match as calico-pni matches them: the part before the '*' as a prefix and
+the part after it as a suffix.
+*/}}
+{{- define "calico-pni.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $ns := .Release.Namespace -}}
+{{- $exempt := $config.exemptNamespaces | default list -}}
+{{- $covered := false -}}
+{{- range $exempt -}}
+{{- $p := toString . -}}
+{{- if contains "*" $p -}}
+{{- $parts := splitn "*" 2 $p -}}
+{{- if and (hasPrefix $parts._0 $ns) (hasSuffix $parts._1 $ns) -}}
+{{- $covered = true -}}
+{{- end -}}
+{{- else if eq $p $ns -}}
+{{- $covered = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $covered -}}
+{{- $_ := set $config "exemptNamespaces" (append $exempt $ns) -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}

@@ -75,12 +75,19 @@ type generator struct {
 	projectPolicy map[string]string
 	ownPolicy     map[string]string
 	all           []built
+	// roleProjects lists, per role, the projects of namespaces offering it.
+	roleProjects map[string]map[string]bool
 }
 
 // built is a policy with the namespace selection it was built from.
 type built struct {
 	policy  calico.Policy
 	selects calico.Selector
+	// only, when set, narrows the namespaces the policy applies to: its
+	// rules name their destination namespaces, and the others it selects
+	// gain nothing from it (so their status does not list it and their
+	// isolation does not wait for it).
+	only map[string]bool
 }
 
 // nsInfo is a namespace during generation.
@@ -111,14 +118,25 @@ func (g *generator) run(snap Snapshot) Desired {
 		g.d.Problems = append(g.d.Problems, "no System project: systemProject is not configured and neither cattle-system nor kube-system is in a project; isolated namespaces accept traffic from their own project only")
 	}
 
+	// Projects offering each role, for roles restricted to consumers of
+	// the same project.
+	g.roleProjects = map[string]map[string]bool{}
+	for _, info := range infos {
+		for key := range info.ns.Labels {
+			if role, ok := strings.CutPrefix(key, config.RoleLabelPrefix); ok && info.member.Project != "" {
+				if g.roleProjects[role] == nil {
+					g.roleProjects[role] = map[string]bool{}
+				}
+				g.roleProjects[role][info.member.Project] = true
+			}
+		}
+	}
+
 	projects := map[string]bool{}
 	usedRoles := map[string]bool{}
 	for _, info := range infos {
 		g.classify(info)
-		if info.state.Status.Isolated {
-			if info.own {
-				continue
-			}
+		if info.state.Status.Isolated && !info.own {
 			projects[info.member.Project] = true
 		}
 		g.checkRoles(info, usedRoles)
@@ -136,6 +154,18 @@ func (g *generator) run(snap Snapshot) Desired {
 	g.add(g.workloads()...)
 	if g.cfg.IngressController.Enabled {
 		g.add(g.ingressController()...)
+	}
+	if g.cfg.HostNetwork.Enabled {
+		g.add(g.fromHostNetwork(snap))
+	}
+	if g.cfg.ExternalServices.Enabled {
+		g.add(g.externalServices(snap, byName)...)
+	}
+	if g.cfg.HostPorts.Enabled {
+		g.add(g.hostPorts(snap, byName)...)
+	}
+	if g.cfg.IsolateEgress && g.cfg.Internet.Enabled && g.usesInternet(infos) {
+		g.add(g.internet(snap))
 	}
 	for _, role := range g.cfg.RoleNames() {
 		if usedRoles[role] {
@@ -169,7 +199,10 @@ func (g *generator) add(bs ...built) {
 	g.all = append(g.all, bs...)
 }
 
-// classify decides a namespace's state, labels and reason.
+// classify decides a namespace's state, labels and reason. In order: an
+// exempt name, the System project, an opt-out, a project, an untrusted
+// claim (isolated on its own: fail closed), an opt-in or isolateUnassigned
+// (isolated on its own), else open.
 func (g *generator) classify(info *nsInfo) {
 	st := &NamespaceState{Name: info.ns.Name, Labels: map[string]string{}}
 	info.state = st
@@ -178,34 +211,49 @@ func (g *generator) classify(info *nsInfo) {
 		st.Labels[ProjectLabel] = m.Project
 		st.Status.Project = m.Project
 	}
-	if pattern, ok := g.exemptPattern(info.ns.Name); ok {
+	opt, optProblem := optInOut(info.ns)
+	if opt == config.IsolationDisabled && !g.cfg.AllowOptOut {
+		optProblem = fmt.Sprintf("annotation %s=%s is ignored: opting out is not allowed on this cluster (allowOptOut: false)", config.IsolationAnnotation, opt)
+		opt = ""
+	}
+	switch pattern, exempt := g.exemptPattern(info.ns.Name); {
+	case exempt:
 		st.Status.State = Exempt
 		st.Status.Reason = fmt.Sprintf("name matches %q in exemptNamespaces", pattern)
-	} else if m.Project != "" && m.Project == g.d.SystemProject {
+	case m.Project != "" && m.Project == g.d.SystemProject:
 		st.Status.State = Exempt
 		st.Status.Reason = fmt.Sprintf("in the System project %s (%s)", m.Project, g.d.SystemProjectSource)
-	} else if m.Project != "" {
+	case opt == config.IsolationDisabled:
+		st.Status.State = Exempt
+		st.Status.Reason = fmt.Sprintf("opted out with the annotation %s=%s", config.IsolationAnnotation, opt)
+	case m.Project != "":
 		st.Status.State, st.Status.Isolated = Isolated, true
 		st.Status.Reason = fmt.Sprintf("in project %s", m.Project)
-	} else if m.Trust == rancher.Untrusted {
+	case m.Trust == rancher.Untrusted:
 		// Something claims a project that cannot be believed: fail closed,
 		// isolated on its own, in no project.
 		st.Status.State, st.Status.Isolated = Isolated, true
 		st.Status.Reason = "claims a project that cannot be trusted; isolated on its own, in no project"
 		info.own = true
-	} else if g.cfg.IsolateUnassigned {
+	case opt == config.IsolationEnabled:
+		st.Status.State, st.Status.Isolated = Isolated, true
+		st.Status.Reason = fmt.Sprintf("in no project; isolated on its own (annotation %s=%s)", config.IsolationAnnotation, opt)
+		info.own = true
+	case g.cfg.IsolateUnassigned:
 		st.Status.State, st.Status.Isolated = Isolated, true
 		st.Status.Reason = "in no project; isolated on its own (isolateUnassigned)"
 		info.own = true
-	} else {
+	default:
 		st.Status.State = Open
-		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned to isolate such namespaces)"
+		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned, or annotate the namespace calico-pni.io/isolation=enabled, to isolate it)"
 	}
 	if st.Status.Isolated {
 		st.Labels[IsolatedLabel] = "true"
 	}
-	if m.Problem != "" {
-		st.Status.AddProblem(m.Problem)
+	for _, p := range []string{m.Problem, optProblem} {
+		if p != "" {
+			st.Status.AddProblem(p)
+		}
 	}
 }
 
@@ -218,8 +266,9 @@ func (g *generator) exemptPattern(name string) (string, bool) {
 	return "", false
 }
 
-// checkRoles records which configured roles an isolated namespace uses
-// and reports role labels that name no configured role.
+// checkRoles records which configured roles an isolated namespace uses,
+// reports role labels that name no configured role, and reports a
+// consumer label the role's consumers setting ignores.
 func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
 	for _, key := range slices.Sorted(maps.Keys(info.ns.Labels)) {
 		var role, kind string
@@ -230,14 +279,44 @@ func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
 		} else {
 			continue
 		}
-		if _, ok := g.cfg.Roles[role]; !ok {
+		r, ok := g.cfg.Roles[role]
+		if !ok {
+			// The internet label shares the allow_ prefix of the article's
+			// conventions but is no role.
+			if key == g.cfg.Internet.Label {
+				continue
+			}
 			info.state.Status.AddProblem(fmt.Sprintf("label %s %s role %q, which the configuration does not define; add roles.%s with its ports, or remove the label (calico-pni does not guess ports)", key, kind, role, role))
 			continue
+		}
+		if kind == "consumes" {
+			if why := g.consumerIgnored(role, r, info.member.Project); why != "" {
+				info.state.Status.AddProblem(fmt.Sprintf("label %s is ignored: %s", key, why))
+			}
 		}
 		if info.state.Status.Isolated {
 			used[role] = true
 		}
 	}
+}
+
+// consumerIgnored says why a namespace of project may not consume a role,
+// or "" if it may.
+func (g *generator) consumerIgnored(role string, r config.Role, project string) string {
+	switch r.Consumers {
+	case config.ConsumersSameProject:
+		if project == "" {
+			return fmt.Sprintf("role %s accepts consumers of its own project only (roles.%s.consumers: %s), and this namespace is in no project", role, role, r.Consumers)
+		}
+		if !g.roleProjects[role][project] {
+			return fmt.Sprintf("role %s accepts consumers of its own project only (roles.%s.consumers: %s), and project %s has no namespace offering it", role, role, r.Consumers, project)
+		}
+	case config.ConsumersProjects:
+		if !slices.Contains(r.Projects, project) {
+			return fmt.Sprintf("role %s accepts consumers of the projects %v only (roles.%s.projects)", role, r.Projects, role)
+		}
+	}
+	return ""
 }
 
 // validate drops invalid policies from the output and returns them by name.
@@ -281,7 +360,7 @@ func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
 
 	var names []string
 	for _, b := range g.shared {
-		if b.selects.Matches(labels) {
+		if b.selects.Matches(labels) && (b.only == nil || b.only[info.ns.Name]) {
 			names = append(names, b.policy.Name)
 		}
 	}

@@ -75,6 +75,8 @@ type Controller struct {
 	namespaces cache.SharedIndexInformer
 	nodes      cache.SharedIndexInformer
 	endpoints  cache.SharedIndexInformer
+	services   cache.SharedIndexInformer
+	pods       cache.SharedIndexInformer
 
 	// watch is the informer of managed policies for the detected API; it
 	// is only touched by the single pass goroutine.
@@ -127,7 +129,11 @@ func New(o Options) (*Controller, error) {
 	c.nodes = coreinformers.NewNodeInformer(o.Kube, 0, cache.Indexers{})
 	c.endpoints = discoveryinformers.NewFilteredEndpointSliceInformer(o.Kube, "default", 0, cache.Indexers{},
 		func(lo *metav1.ListOptions) { lo.LabelSelector = kubernetesSliceSelector })
-	for inf, trim := range map[cache.SharedIndexInformer]cache.TransformFunc{c.namespaces: trimNamespace, c.nodes: trimNode} {
+	c.services = coreinformers.NewServiceInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
+	c.pods = coreinformers.NewPodInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
+	for inf, trim := range map[cache.SharedIndexInformer]cache.TransformFunc{
+		c.namespaces: trimNamespace, c.nodes: trimNode, c.services: trimService, c.pods: trimPod,
+	} {
 		if err := inf.SetTransform(trim); err != nil {
 			return nil, err
 		}
@@ -137,7 +143,53 @@ func New(o Options) (*Controller, error) {
 			return nil, err
 		}
 	}
+	// Most Services and pods change nothing calico-pni writes: only those
+	// reachable from outside, or with host ports, start a pass.
+	if _, err := c.services.AddEventHandler(c.filtered(func(obj any) bool {
+		svc, ok := obj.(*corev1.Service)
+		return ok && isExternal(svc)
+	})); err != nil {
+		return nil, err
+	}
+	if _, err := c.pods.AddEventHandler(c.filtered(func(obj any) bool {
+		pod, ok := obj.(*corev1.Pod)
+		return ok && hasHostPorts(pod)
+	})); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// filtered enqueues a pass when the object matters, before or after the
+// change.
+func (c *Controller) filtered(matters func(any) bool) cache.ResourceEventHandler {
+	unwrap := func(obj any) any {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			return d.Obj
+		}
+		return obj
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if matters(obj) {
+				c.enqueue(passKey)
+			}
+		},
+		UpdateFunc: func(old, obj any) {
+			if matters(old) || matters(obj) {
+				c.enqueue(passKey)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if matters(unwrap(obj)) {
+				c.enqueue(passKey)
+			}
+		},
+	}
+}
+
+func (c *Controller) informers() []cache.SharedIndexInformer {
+	return []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints, c.services, c.pods}
 }
 
 // handler only enqueues: every change of any watched object leads to one
@@ -164,10 +216,12 @@ func (c *Controller) enqueue(key string) {
 
 // Start runs the informers and returns once their caches are filled.
 func (c *Controller) Start(ctx context.Context) error {
-	for _, inf := range []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints} {
+	var synced []cache.InformerSynced
+	for _, inf := range c.informers() {
 		go inf.Run(ctx.Done())
+		synced = append(synced, inf.HasSynced)
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.namespaces.HasSynced, c.nodes.HasSynced, c.endpoints.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
 	c.synced.Store(true)
@@ -346,6 +400,8 @@ func (c *Controller) fromCaches(w *policyWatch) *clusterState {
 	s.addNamespaces(typed[corev1.Namespace](c.namespaces.GetStore().List()))
 	s.addNodes(typed[corev1.Node](c.nodes.GetStore().List()))
 	s.snap.APIEndpoints = policies.APIEndpointsFrom(typed[discoveryv1.EndpointSlice](c.endpoints.GetStore().List()))
+	s.addServices(typed[corev1.Service](c.services.GetStore().List()))
+	s.addPods(typed[corev1.Pod](c.pods.GetStore().List()))
 	s.policies = typed[unstructured.Unstructured](w.informer.GetStore().List())
 	return s
 }
@@ -414,7 +470,11 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 			c.o.Metrics.Errors.WithLabelValues("list").Inc()
 			return err
 		}
+		// Pods stay from the watch: a cluster's largest list, and only
+		// those with host ports matter.
+		state.addPods(typed[corev1.Pod](c.pods.GetStore().List()))
 	}
+	state.snap.CalicoVersion = w.api.Version
 
 	cfg := c.cfg.Load()
 	desired := policies.Generate(state.snap, cfg)

@@ -46,10 +46,33 @@ func (s *clusterState) addNodes(list []*corev1.Node) {
 	}
 }
 
+func (s *clusterState) addServices(list []*corev1.Service) {
+	s.snap.ExternalServices = nil
+	for _, svc := range list {
+		if ext, ok := policies.ServiceFrom(svc); ok {
+			s.snap.ExternalServices = append(s.snap.ExternalServices, ext)
+		}
+	}
+}
+
+func (s *clusterState) addPods(list []*corev1.Pod) {
+	s.snap.HostPortPods = nil
+	for _, pod := range list {
+		if hp, ok := policies.HostPortPodFrom(pod); ok {
+			s.snap.HostPortPods = append(s.snap.HostPortPods, hp)
+		}
+	}
+}
+
 // ListSnapshot reads a snapshot straight from the API server, for one-off
 // commands (the daemon reads its informers' caches instead).
 func ListSnapshot(ctx context.Context, kube kubernetes.Interface) (policies.Snapshot, error) {
 	s, err := listCluster(ctx, kube)
+	if err != nil {
+		return s.snap, err
+	}
+	pods, err := listPods(ctx, kube)
+	s.addPods(pods)
 	return s.snap, err
 }
 
@@ -72,7 +95,34 @@ func listCluster(ctx context.Context, kube kubernetes.Interface) (*clusterState,
 		return s, fmt.Errorf("listing the endpoints of default/kubernetes: %w", err)
 	}
 	s.snap.APIEndpoints = policies.APIEndpointsFrom(pointers(slices.Items))
+	services, err := kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return s, fmt.Errorf("listing services: %w", err)
+	}
+	s.addServices(pointers(services.Items))
 	return s, nil
+}
+
+// listPods reads the pods with host ports from the API server, page by
+// page, for one-off commands.
+func listPods(ctx context.Context, kube kubernetes.Interface) ([]*corev1.Pod, error) {
+	var out []*corev1.Pod
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listing pods: %w", err)
+		}
+		for i := range list.Items {
+			if _, ok := policies.HostPortPodFrom(&list.Items[i]); ok {
+				out = append(out, &list.Items[i])
+			}
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
 }
 
 // listManaged lists the policies calico-pni manages in one Calico API.
@@ -127,6 +177,65 @@ func trimNode(obj any) (any, error) {
 	}
 	out.Status.Addresses = n.Status.Addresses
 	return out, nil
+}
+
+// trimService keeps what decides whether a Service is reachable from
+// outside the cluster, and its pods and ports.
+func trimService(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID, ResourceVersion: svc.ResourceVersion},
+		Spec: corev1.ServiceSpec{
+			Type: svc.Spec.Type, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports, ExternalIPs: svc.Spec.ExternalIPs,
+		},
+	}, nil
+}
+
+// trimPod keeps, of a pod with host ports, its labels, phase and host
+// ports, and of any other pod only its name: a cluster has many pods and
+// few with host ports.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion}}
+	if !hasHostPorts(pod) {
+		return out, nil
+	}
+	out.Labels = pod.Labels
+	out.Status.Phase = pod.Status.Phase
+	for _, c := range pod.Spec.Containers {
+		var ports []corev1.ContainerPort
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				ports = append(ports, p)
+			}
+		}
+		if len(ports) > 0 {
+			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: ports})
+		}
+	}
+	return out, nil
+}
+
+func hasHostPorts(pod *corev1.Pod) bool {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isExternal(svc *corev1.Service) bool {
+	_, ok := policies.ServiceFrom(svc)
+	return ok
 }
 
 func trimManaged(obj any) (any, error) {

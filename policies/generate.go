@@ -43,11 +43,13 @@ type InvalidPolicy struct {
 type NamespaceState struct {
 	Name string
 	// Labels are the calico-pni.io/ labels the namespace should have;
-	// any other calico-pni.io/ label is removed.
+	// any other calico-pni.io/ label is removed. The map may be shared
+	// with other namespaces: never change it.
 	Labels map[string]string
 	Status Status
 	// Requires lists the policies that must be in place before the
-	// namespace is isolated (every policy that will select it).
+	// namespace is isolated (every policy that will select it). Like
+	// Status.Policies, it may be shared with other namespaces.
 	Requires []string
 }
 
@@ -62,7 +64,7 @@ const (
 
 // Generate computes the desired state of the cluster.
 func Generate(snap Snapshot, cfg *config.Config) Desired {
-	g := &generator{cfg: cfg}
+	g := &generator{cfg: cfg, labelSets: map[string]map[string]string{}, strings: map[string]string{}}
 	return g.run(snap)
 }
 
@@ -77,6 +79,15 @@ type generator struct {
 	all           []built
 	// roleProjects lists, per role, the projects of namespaces offering it.
 	roleProjects map[string]map[string]bool
+	// lists holds the policy name lists namespaces share, by signature:
+	// the values of sigKeys and membership in each of sigOnly.
+	lists   map[string][]string
+	sigKeys []string
+	sigOnly []map[string]bool
+	sig     []byte
+	// labelSets and strings share identical outputs between namespaces.
+	labelSets map[string]map[string]string
+	strings   map[string]string
 }
 
 // built is a policy with the namespace selection it was built from.
@@ -186,6 +197,8 @@ func (g *generator) run(snap Snapshot) Desired {
 	}
 
 	invalid := g.validate()
+	g.prepareSelection()
+	g.d.Namespaces = make([]NamespaceState, 0, len(infos))
 	for _, info := range infos {
 		g.selectedBy(info, invalid)
 		g.d.Namespaces = append(g.d.Namespaces, *info.state)
@@ -204,13 +217,10 @@ func (g *generator) add(bs ...built) {
 // claim (isolated on its own: fail closed), an opt-in or isolateUnassigned
 // (isolated on its own), else open.
 func (g *generator) classify(info *nsInfo) {
-	st := &NamespaceState{Name: info.ns.Name, Labels: map[string]string{}}
+	st := &NamespaceState{Name: info.ns.Name}
 	info.state = st
 	m := info.member
-	if m.Project != "" {
-		st.Labels[ProjectLabel] = m.Project
-		st.Status.Project = m.Project
-	}
+	st.Status.Project = m.Project
 	opt, optProblem := optInOut(info.ns)
 	if opt == config.IsolationDisabled && !g.cfg.AllowOptOut {
 		optProblem = fmt.Sprintf("annotation %s=%s is ignored: opting out is not allowed on this cluster (allowOptOut: false)", config.IsolationAnnotation, opt)
@@ -228,7 +238,7 @@ func (g *generator) classify(info *nsInfo) {
 		st.Status.Reason = fmt.Sprintf("opted out with the annotation %s=%s", config.IsolationAnnotation, opt)
 	case m.Project != "":
 		st.Status.State, st.Status.Isolated = Isolated, true
-		st.Status.Reason = fmt.Sprintf("in project %s", m.Project)
+		st.Status.Reason = g.intern("in project " + m.Project)
 	case m.Trust == rancher.Untrusted:
 		// Something claims a project that cannot be believed: fail closed,
 		// isolated on its own, in no project.
@@ -247,9 +257,7 @@ func (g *generator) classify(info *nsInfo) {
 		st.Status.State = Open
 		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned, or annotate the namespace calico-pni.io/isolation=enabled, to isolate it)"
 	}
-	if st.Status.Isolated {
-		st.Labels[IsolatedLabel] = "true"
-	}
+	st.Labels = g.labelSet(st.Status.Isolated, m.Project)
 	for _, p := range []string{m.Problem, optProblem} {
 		if p != "" {
 			st.Status.AddProblem(p)
@@ -259,18 +267,65 @@ func (g *generator) classify(info *nsInfo) {
 
 func (g *generator) exemptPattern(name string) (string, bool) {
 	for _, p := range g.cfg.ExemptNamespaces {
-		if calico.Glob(calico.NameLabel, p).Matches(map[string]string{calico.NameLabel: name}) {
+		if globMatch(p, name) {
 			return p, true
 		}
 	}
 	return "", false
 }
 
+// labelSet returns the calico-pni labels of a namespace. Namespaces with
+// the same labels share one map, which nobody may change.
+func (g *generator) labelSet(isolated bool, project string) map[string]string {
+	key := project
+	if isolated {
+		key += "/isolated"
+	}
+	if set, ok := g.labelSets[key]; ok {
+		return set
+	}
+	set := map[string]string{}
+	if project != "" {
+		set[ProjectLabel] = project
+	}
+	if isolated {
+		set[IsolatedLabel] = "true"
+	}
+	g.labelSets[key] = set
+	return set
+}
+
+// intern returns one copy of each distinct reason text.
+func (g *generator) intern(s string) string {
+	if v, ok := g.strings[s]; ok {
+		return v
+	}
+	g.strings[s] = s
+	return s
+}
+
+// globMatch matches a name against a pattern with at most one '*', as
+// calico.Glob does in a selector.
+func globMatch(pattern, name string) bool {
+	prefix, suffix, found := strings.Cut(pattern, "*")
+	if !found {
+		return pattern == name
+	}
+	return len(name) >= len(prefix)+len(suffix) && strings.HasPrefix(name, prefix) && strings.HasSuffix(name, suffix)
+}
+
 // checkRoles records which configured roles an isolated namespace uses,
 // reports role labels that name no configured role, and reports a
 // consumer label the role's consumers setting ignores.
 func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
-	for _, key := range slices.Sorted(maps.Keys(info.ns.Labels)) {
+	var keys []string
+	for key := range info.ns.Labels {
+		if strings.HasPrefix(key, config.RoleLabelPrefix) || strings.HasPrefix(key, config.AllowLabelPrefix) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
 		var role, kind string
 		if r, ok := strings.CutPrefix(key, config.RoleLabelPrefix); ok {
 			role, kind = r, "offers"
@@ -344,33 +399,67 @@ func (g *generator) validate() map[string]error {
 }
 
 // selectedBy fills in the policies that apply to an isolated namespace.
+// Namespaces that agree on every label key the shared policies read are
+// selected alike, so the answer is computed once per such signature and
+// the sorted name lists are shared between namespaces (read-only).
 func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
 	st := info.state
 	if !st.Status.Isolated {
 		return
 	}
-	labels := make(map[string]string, len(info.ns.Labels)+len(st.Labels)+1)
-	for k, v := range info.ns.Labels {
-		if !strings.HasPrefix(k, LabelPrefix) {
-			labels[k] = v
+	label := func(k string) (string, bool) {
+		switch {
+		case k == calico.NameLabel:
+			return info.ns.Name, true
+		case strings.HasPrefix(k, LabelPrefix):
+			v, ok := st.Labels[k]
+			return v, ok
+		}
+		v, ok := info.ns.Labels[k]
+		return v, ok
+	}
+	sig := g.sig[:0]
+	for _, k := range g.sigKeys {
+		if v, ok := label(k); ok {
+			sig = append(sig, '=')
+			sig = append(sig, v...)
+		}
+		sig = append(sig, 0)
+	}
+	for _, only := range g.sigOnly {
+		if only[info.ns.Name] {
+			sig = append(sig, '1')
+		} else {
+			sig = append(sig, '0')
 		}
 	}
-	maps.Copy(labels, st.Labels)
-	labels[calico.NameLabel] = info.ns.Name
-
-	var names []string
-	for _, b := range g.shared {
-		if b.selects.Matches(labels) && (b.only == nil || b.only[info.ns.Name]) {
-			names = append(names, b.policy.Name)
-		}
-	}
+	var extra string
 	if name, ok := g.projectPolicy[st.Status.Project]; ok && !info.own {
-		names = append(names, name)
+		extra = name
+	} else if name, ok := g.ownPolicy[info.ns.Name]; ok {
+		extra = name
 	}
-	if name, ok := g.ownPolicy[info.ns.Name]; ok {
-		names = append(names, name)
+	sig = append(sig, extra...)
+	g.sig = sig
+	names, ok := g.lists[string(sig)]
+	if !ok {
+		labels := map[string]string{}
+		for _, k := range g.sigKeys {
+			if v, ok := label(k); ok {
+				labels[k] = v
+			}
+		}
+		for _, b := range g.shared {
+			if b.selects.Matches(labels) && (b.only == nil || b.only[info.ns.Name]) {
+				names = append(names, b.policy.Name)
+			}
+		}
+		if extra != "" {
+			at, _ := slices.BinarySearch(names, extra)
+			names = slices.Insert(names, at, extra)
+		}
+		g.lists[string(sig)] = names
 	}
-	slices.Sort(names)
 	st.Status.Policies = names
 	st.Requires = names
 	for _, n := range names {
@@ -378,6 +467,23 @@ func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
 			st.Status.AddProblem(fmt.Sprintf("policy %s is invalid and was not written, so this namespace is left as it was: %v", n, err))
 		}
 	}
+}
+
+// prepareSelection sorts the shared policies by name and collects what
+// tells namespaces apart for them: the label keys their selectors read and
+// their per-namespace limits.
+func (g *generator) prepareSelection() {
+	slices.SortFunc(g.shared, func(a, b built) int { return cmp.Compare(a.policy.Name, b.policy.Name) })
+	var keys []string
+	for _, b := range g.shared {
+		keys = append(keys, calico.Keys(b.selects)...)
+		if b.only != nil {
+			g.sigOnly = append(g.sigOnly, b.only)
+		}
+	}
+	slices.Sort(keys)
+	g.sigKeys = slices.Compact(keys)
+	g.lists = map[string][]string{}
 }
 
 // policyName joins a prefix and an ID into a DNS-1123 label, shortening

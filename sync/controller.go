@@ -54,6 +54,9 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
+// namespaceBatch is how many namespaces a pass plans and writes at a time.
+const namespaceBatch = 1000
+
 // Queue keys: a pass after watch events reads the caches; a refresh reads
 // everything from the API server and detects the Calico API again.
 const (
@@ -89,6 +92,11 @@ type Controller struct {
 	problems []string
 	last     PassResult
 	lastOf   map[string]PassResult
+
+	// recent holds this replica's writes the informers have not seen yet.
+	recent *recent
+	// specs holds the canonical specs of managed policies; pass goroutine only.
+	specs specs
 }
 
 // PassResult summarises the last pass.
@@ -122,7 +130,7 @@ func New(o Options) (*Controller, error) {
 	if o.Workers < 1 {
 		o.Workers = 1
 	}
-	c := &Controller{o: o, log: o.Logger}
+	c := &Controller{o: o, log: o.Logger, recent: newRecent(), specs: specs{}}
 	c.cfg.Store(o.Config)
 
 	c.namespaces = coreinformers.NewNamespaceInformer(o.Kube, 0, cache.Indexers{})
@@ -394,6 +402,25 @@ func (c *Controller) stopWatch() {
 	}
 }
 
+// refreshFromServer replaces the nodes, the API endpoints and the managed
+// policies of state with what the API server holds now.
+func (c *Controller) refreshFromServer(ctx context.Context, api calico.API, state *clusterState) error {
+	nodes, err := c.o.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	state.addNodes(pointers(nodes.Items))
+	slices, err := c.o.Kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: kubernetesSliceSelector})
+	if err != nil {
+		return fmt.Errorf("listing the endpoints of default/kubernetes: %w", err)
+	}
+	state.snap.APIEndpoints = policies.APIEndpointsFrom(pointers(slices.Items))
+	if state.policies, err = listManaged(ctx, c.o.Dynamic, api); err != nil {
+		return err
+	}
+	return nil
+}
+
 // fromCaches builds the cluster state from the informers.
 func (c *Controller) fromCaches(w *policyWatch) *clusterState {
 	s := &clusterState{}
@@ -462,26 +489,27 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	result.API = w.api
 	state := c.fromCaches(w)
 	if refresh {
-		if state, err = listCluster(ctx, c.o.Kube); err != nil {
+		// A refresh re-reads from the API server what the schedule is
+		// for: the nodes and the API endpoints behind the kube-api policy,
+		// and calico-pni's own policies. Namespaces, Services and pods come
+		// from the watch caches, which client-go re-lists by itself
+		// whenever a watch breaks; re-listing ten thousand namespaces here
+		// would only delay the passes that follow events.
+		if err := c.refreshFromServer(ctx, w.api, state); err != nil {
 			c.o.Metrics.Errors.WithLabelValues("list").Inc()
 			return err
 		}
-		if state.policies, err = listManaged(ctx, c.o.Dynamic, w.api); err != nil {
-			c.o.Metrics.Errors.WithLabelValues("list").Inc()
-			return err
-		}
-		// Pods stay from the watch: a cluster's largest list, and only
-		// those with host ports matter.
-		state.addPods(typed[corev1.Pod](c.pods.GetStore().List()))
 	}
+	c.recent.apply(state)
 	state.snap.CalicoVersion = w.api.Version
 
 	cfg := c.cfg.Load()
 	desired := policies.Generate(state.snap, cfg)
 	c.reportProblems(desired.Problems)
 
-	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log}
-	writes, deletes, upToDate := planPolicies(desired.Policies, w.api, state.policies)
+	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log, recent: c.recent}
+	c.specs.keep(state.policies)
+	writes, deletes, upToDate := planPolicies(desired.Policies, w.api, state.policies, c.specs.canon)
 	pr := newResults()
 	for _, class := range []calico.Class{calico.ClassAllow, calico.ClassBaseline} {
 		var step []policyChange
@@ -510,16 +538,25 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		}
 		return false, "not written"
 	}
-	nsChanges, final := planNamespaces(desired.Namespaces, state.namespaces, inPlace)
+	// Namespaces are planned and written a batch at a time, so that a
+	// cold start of a large cluster never holds every patch at once.
 	nr := newResults()
-	wr.patchNamespaces(ctx, nsChanges, nr)
-	if len(nsChanges) > 0 {
-		result.Writes[verbPatch] += len(nsChanges)
-	}
 	firstPass := !c.ready.Load()
-	for _, ch := range nsChanges {
-		if nr.done[ch.name] && !c.o.DryRun {
-			c.recordNamespaceEvent(ch, firstPass)
+	states := map[policies.State]int{}
+	for start := 0; start < len(desired.Namespaces); start += namespaceBatch {
+		batch := desired.Namespaces[start:min(start+namespaceBatch, len(desired.Namespaces))]
+		nsChanges, final := planNamespaces(batch, state.namespaces, inPlace)
+		wr.patchNamespaces(ctx, nsChanges, nr)
+		if len(nsChanges) > 0 {
+			result.Writes[verbPatch] += len(nsChanges)
+		}
+		for _, ch := range nsChanges {
+			if nr.done[ch.name] && !c.o.DryRun {
+				c.recordNamespaceEvent(ch, firstPass)
+			}
+		}
+		for _, f := range final {
+			states[f.Status.State]++
 		}
 	}
 
@@ -543,7 +580,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	}
 
 	c.o.Metrics.ManagedPolicies.Set(float64(len(desired.Policies)))
-	c.o.Metrics.setNamespaces(final)
+	c.o.Metrics.setNamespaces(states)
 	if len(errs) > 0 {
 		c.o.Metrics.Errors.WithLabelValues("write").Add(float64(len(errs)))
 	}

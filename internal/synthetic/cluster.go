@@ -94,11 +94,21 @@ func namespace(name, project string, labels map[string]string) *corev1.Namespace
 	labels["field.cattle.io/projectId"] = project
 	labels["kubernetes.io/metadata.name"] = name
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name:        name,
-		Labels:      labels,
-		Annotations: map[string]string{"field.cattle.io/projectId": ClusterID + ":" + project},
+		Name:   name,
+		Labels: labels,
+		// What Rancher's agent leaves on a namespace besides the project.
+		Annotations: map[string]string{
+			"field.cattle.io/projectId":                 ClusterID + ":" + project,
+			"cattle.io/status":                          rancherStatus,
+			"lifecycle.cattle.io/create.namespace-auth": "true",
+			"management.cattle.io/no-default-sa-token":  "true",
+			"field.cattle.io/resourceQuota":             "null",
+		},
 	}}
 }
+
+// rancherStatus is the kind of cattle.io/status annotation Rancher writes.
+const rancherStatus = `{"Conditions":[{"Type":"ResourceQuotaInit","Status":"True","Message":"","LastUpdateTime":"2026-01-01T00:00:00Z"},{"Type":"InitialRolesPopulated","Status":"True","Message":"","LastUpdateTime":"2026-01-01T00:00:00Z"}]}`
 
 // NodeAddress returns the internal address of node i with a variant, so
 // that benchmarks can change it.

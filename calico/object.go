@@ -206,6 +206,9 @@ func SpecEqual(a, b GlobalNetworkPolicySpec) bool {
 	return bytes.Equal(canonical(a), canonical(b))
 }
 
+// CanonicalSpec returns a spec in the form SpecEqual compares.
+func CanonicalSpec(s GlobalNetworkPolicySpec) []byte { return canonical(s) }
+
 func canonical(s GlobalNetworkPolicySpec) []byte {
 	if s.Tier == "default" {
 		s.Tier = ""

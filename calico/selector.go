@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -22,6 +24,17 @@ type Selector interface {
 	check() error
 	// precedence orders operators for printing: 0 or, 1 and, 2 the rest.
 	precedence() int
+	// keys calls fn with every label key the expression reads.
+	keys(fn func(string))
+}
+
+// Keys returns the label keys a selector reads, sorted and without
+// repeats. Two label sets that agree on these keys match alike.
+func Keys(s Selector) []string {
+	var out []string
+	s.keys(func(k string) { out = append(out, k) })
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Labels Calico adds to every namespace and workload endpoint, usable in
@@ -156,14 +169,16 @@ func (allSel) String() string                 { return "all()" }
 func (allSel) Matches(map[string]string) bool { return true }
 func (allSel) check() error                   { return nil }
 func (allSel) precedence() int                { return 2 }
+func (allSel) keys(func(string))              {}
 
 func (s hasSel) String() string { return "has(" + s.key + ")" }
 func (s hasSel) Matches(l map[string]string) bool {
 	_, ok := l[s.key]
 	return ok
 }
-func (s hasSel) check() error    { return checkKey(s.key) }
-func (s hasSel) precedence() int { return 2 }
+func (s hasSel) check() error         { return checkKey(s.key) }
+func (s hasSel) precedence() int      { return 2 }
+func (s hasSel) keys(fn func(string)) { fn(s.key) }
 
 func (s cmpSel) String() string { return s.key + " " + s.op + " " + quote(s.value) }
 func (s cmpSel) Matches(l map[string]string) bool {
@@ -188,7 +203,8 @@ func (s cmpSel) check() error {
 	}
 	return checkValue(s.value)
 }
-func (s cmpSel) precedence() int { return 2 }
+func (s cmpSel) precedence() int      { return 2 }
+func (s cmpSel) keys(fn func(string)) { fn(s.key) }
 
 func (s setSel) String() string {
 	quoted := make([]string, len(s.values))
@@ -217,12 +233,14 @@ func (s setSel) check() error {
 	}
 	return nil
 }
-func (s setSel) precedence() int { return 2 }
+func (s setSel) precedence() int      { return 2 }
+func (s setSel) keys(fn func(string)) { fn(s.key) }
 
 func (s notSel) String() string                   { return "!" + wrap(s.x, 2) }
 func (s notSel) Matches(l map[string]string) bool { return !s.x.Matches(l) }
 func (s notSel) check() error                     { return s.x.check() }
 func (s notSel) precedence() int                  { return 2 }
+func (s notSel) keys(fn func(string))             { s.x.keys(fn) }
 
 func (s andSel) String() string { return join(s.xs, " && ", 1) }
 func (s andSel) Matches(l map[string]string) bool {
@@ -235,6 +253,11 @@ func (s andSel) Matches(l map[string]string) bool {
 }
 func (s andSel) check() error    { return checkAll(s.xs) }
 func (s andSel) precedence() int { return 1 }
+func (s andSel) keys(fn func(string)) {
+	for _, x := range s.xs {
+		x.keys(fn)
+	}
+}
 
 func (s orSel) String() string { return join(s.xs, " || ", 0) }
 func (s orSel) Matches(l map[string]string) bool {
@@ -247,6 +270,11 @@ func (s orSel) Matches(l map[string]string) bool {
 }
 func (s orSel) check() error    { return checkAll(s.xs) }
 func (s orSel) precedence() int { return 0 }
+func (s orSel) keys(fn func(string)) {
+	for _, x := range s.xs {
+		x.keys(fn)
+	}
+}
 
 func join(xs []Selector, sep string, prec int) string {
 	parts := make([]string, len(xs))
@@ -290,11 +318,26 @@ func quote(v string) string {
 // checkKey accepts Kubernetes label keys (which Calico's tokenizer also
 // accepts: letters, digits, '_', '.', '/', '-').
 func checkKey(key string) error {
+	if _, ok := validKeys.Load(key); ok {
+		return nil
+	}
 	if errs := validation.IsQualifiedName(key); len(errs) > 0 {
 		return fmt.Errorf("label key %q: %s", key, strings.Join(errs, "; "))
 	}
+	if validKeyCount.Add(1) <= maxValidKeys {
+		validKeys.Store(key, true)
+	}
 	return nil
 }
+
+// validKeys remembers label keys that passed checkKey: the same few keys
+// appear in thousands of selectors. It stops growing at maxValidKeys.
+var (
+	validKeys     sync.Map
+	validKeyCount atomic.Int64
+)
+
+const maxValidKeys = 4096
 
 func checkValue(v string) error {
 	if strings.Contains(v, "'") && strings.Contains(v, `"`) {

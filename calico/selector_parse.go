@@ -2,7 +2,6 @@ package calico
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -67,77 +66,145 @@ func (t token) String() string {
 	return fmt.Sprintf("%q", t.text)
 }
 
-var (
-	labelRe      = regexp.MustCompile(`^[a-zA-Z0-9_./-]{1,512}`)
-	hasRe        = regexp.MustCompile(`^has\(\s*([a-zA-Z0-9_./-]{1,512})\s*\)`)
-	allRe        = regexp.MustCompile(`^all\(\s*\)`)
-	notInRe      = regexp.MustCompile(`^not\s*in\b`)
-	inRe         = regexp.MustCompile(`^in\b`)
-	containsRe   = regexp.MustCompile(`^contains`)
-	startsWithRe = regexp.MustCompile(`^starts\s*with`)
-	endsWithRe   = regexp.MustCompile(`^ends\s*with`)
-)
+// isLabelChar reports the characters of a label key, as Calico's
+// tokenizer accepts them: letters, digits, '_', '.', '/', '-'.
+func isLabelChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '/' || c == '-'
+}
+
+func isWordChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// labelLen returns the length of the label key at the start of s (at most
+// 512 characters, as Calico's tokenizer takes).
+func labelLen(s string) int {
+	n := 0
+	for n < len(s) && n < 512 && isLabelChar(s[n]) {
+		n++
+	}
+	return n
+}
+
+// spaceLen returns the length of the spaces and tabs at the start of s.
+func spaceLen(s string) int {
+	n := 0
+	for n < len(s) && (s[n] == ' ' || s[n] == '\t') {
+		n++
+	}
+	return n
+}
+
+// words matches a keyword of one or two words ("starts with", "not in"),
+// with optional space between them, at the start of s. wordEnd requires
+// the keyword not to run on into a longer word. It returns the length
+// matched, or 0.
+func words(s, first, second string, wordEnd bool) int {
+	if !strings.HasPrefix(s, first) {
+		return 0
+	}
+	n := len(first)
+	if second != "" {
+		n += spaceLen(s[n:])
+		if !strings.HasPrefix(s[n:], second) {
+			return 0
+		}
+		n += len(second)
+	}
+	if wordEnd && n < len(s) && isWordChar(s[n]) {
+		return 0
+	}
+	return n
+}
+
+// call matches "name(" optional spaces, an argument, optional spaces, ")"
+// at the start of s: has(key) and all(). It returns the argument and the
+// length matched, or a length of 0.
+func call(s, name string, wantArg bool) (string, int) {
+	if !strings.HasPrefix(s, name+"(") {
+		return "", 0
+	}
+	n := len(name) + 1
+	n += spaceLen(s[n:])
+	arg := ""
+	if wantArg {
+		l := labelLen(s[n:])
+		if l == 0 {
+			return "", 0
+		}
+		arg = s[n : n+l]
+		n += l
+		n += spaceLen(s[n:])
+	}
+	if n >= len(s) || s[n] != ')' {
+		return "", 0
+	}
+	return arg, n + 1
+}
 
 func tokenize(in string) ([]token, error) {
-	var toks []token
+	toks := make([]token, 0, len(in)/4+1)
+	emit := func(k tokKind, n int) {
+		toks = append(toks, token{k, in[:n]})
+		in = in[n:]
+	}
 	for {
-		in = strings.TrimLeft(in, " \t")
+		in = in[spaceLen(in):]
 		if in == "" {
 			return append(toks, token{kind: tokEOF}), nil
 		}
 		afterLabel := len(toks) > 0 && toks[len(toks)-1].kind == tokLabel
-		add := func(k tokKind, n int) {
-			toks = append(toks, token{k, in[:n]})
-			in = in[n:]
-		}
-		switch {
-		case in[0] == '(':
-			add(tokLParen, 1)
-		case in[0] == ')':
-			add(tokRParen, 1)
-		case in[0] == '{':
-			add(tokLBrace, 1)
-		case in[0] == '}':
-			add(tokRBrace, 1)
-		case in[0] == ',':
-			add(tokComma, 1)
-		case in[0] == '"' || in[0] == '\'':
-			end := strings.IndexByte(in[1:], in[0])
+		var n int
+		var arg string
+		switch c := in[0]; {
+		case c == '(':
+			emit(tokLParen, 1)
+		case c == ')':
+			emit(tokRParen, 1)
+		case c == '{':
+			emit(tokLBrace, 1)
+		case c == '}':
+			emit(tokRBrace, 1)
+		case c == ',':
+			emit(tokComma, 1)
+		case c == '"' || c == '\'':
+			end := strings.IndexByte(in[1:], c)
 			if end < 0 {
 				return nil, fmt.Errorf("unterminated string %s", in)
 			}
 			toks = append(toks, token{tokString, in[1 : end+1]})
 			in = in[end+2:]
 		case strings.HasPrefix(in, "=="):
-			add(tokEq, 2)
+			emit(tokEq, 2)
 		case strings.HasPrefix(in, "!="):
-			add(tokNe, 2)
-		case in[0] == '!':
-			add(tokNot, 1)
+			emit(tokNe, 2)
+		case c == '!':
+			emit(tokNot, 1)
 		case strings.HasPrefix(in, "&&"):
-			add(tokAnd, 2)
+			emit(tokAnd, 2)
 		case strings.HasPrefix(in, "||"):
-			add(tokOr, 2)
-		case afterLabel && containsRe.MatchString(in):
-			add(tokContains, len(containsRe.FindString(in)))
-		case afterLabel && startsWithRe.MatchString(in):
-			add(tokStartsWith, len(startsWithRe.FindString(in)))
-		case afterLabel && endsWithRe.MatchString(in):
-			add(tokEndsWith, len(endsWithRe.FindString(in)))
-		case hasRe.MatchString(in):
-			m := hasRe.FindStringSubmatch(in)
-			toks = append(toks, token{tokHas, m[1]})
-			in = in[len(m[0]):]
-		case allRe.MatchString(in):
-			add(tokAll, len(allRe.FindString(in)))
-		case notInRe.MatchString(in):
-			add(tokNotIn, len(notInRe.FindString(in)))
-		case inRe.MatchString(in):
-			add(tokIn, 2)
-		case labelRe.MatchString(in):
-			add(tokLabel, len(labelRe.FindString(in)))
+			emit(tokOr, 2)
+		case afterLabel && strings.HasPrefix(in, "contains"):
+			emit(tokContains, len("contains"))
+		case afterLabel && words(in, "starts", "with", false) > 0:
+			emit(tokStartsWith, words(in, "starts", "with", false))
+		case afterLabel && words(in, "ends", "with", false) > 0:
+			emit(tokEndsWith, words(in, "ends", "with", false))
 		default:
-			return nil, fmt.Errorf("unexpected character %q", in[0])
+			if arg, n = call(in, "has", true); n > 0 {
+				toks = append(toks, token{tokHas, arg})
+				in = in[n:]
+			} else if _, n = call(in, "all", false); n > 0 {
+				emit(tokAll, n)
+			} else if n = words(in, "not", "in", true); n > 0 {
+				emit(tokNotIn, n)
+			} else if n = words(in, "in", "", true); n > 0 {
+				emit(tokIn, n)
+			} else if n = labelLen(in); n > 0 {
+				emit(tokLabel, n)
+			} else {
+				return nil, fmt.Errorf("unexpected character %q", c)
+			}
 		}
 	}
 }

@@ -111,12 +111,16 @@ func (v *validator) selector(field, text string) {
 	if text == "" {
 		return
 	}
+	if len(text) > MaxSelectorLength {
+		v.fail(field, "selector is %d characters long; Calico accepts at most %d", len(text), MaxSelectorLength)
+		return
+	}
 	s, err := ParseSelector(text)
 	if err != nil {
 		v.fail(field, "%v", err)
 		return
 	}
-	if err := CheckSelector(s); err != nil {
+	if err := s.check(); err != nil {
 		v.fail(field, "%v", err)
 	}
 }

@@ -43,7 +43,77 @@ type Config struct {
 	// network-policy/role_<name> accepts traffic on the role's ports from
 	// namespaces labelled network-policy/allow_<name>.
 	Roles map[string]Role `json:"roles"`
+	// AllowOptOut honours the namespace annotation
+	// calico-pni.io/isolation: disabled, which turns isolation off for that
+	// namespace (rancher#25191). Anyone who can edit the namespace can set
+	// it; set false to forbid opt-outs.
+	AllowOptOut bool `json:"allowOptOut"`
+	// HostNetwork lets isolated namespaces accept traffic from the nodes'
+	// host-network addresses, as Rancher's hn-nodes policy does.
+	HostNetwork Switch `json:"hostNetwork"`
+	// ExternalServices lets traffic from outside the cluster reach the pods
+	// behind NodePort and LoadBalancer Services and Services with
+	// externalIPs, as Rancher's np-<service> policies do, but never from
+	// pods of other projects (rancher#49430).
+	ExternalServices Switch `json:"externalServices"`
+	// HostPorts does the same for pods with host ports (Rancher's
+	// hp-<pod>), selecting them by their own labels (rancher#26677).
+	HostPorts Switch `json:"hostPorts"`
+	// Internet lets namespaces with a label send traffic outside the
+	// cluster (rancher#38518).
+	Internet Internet `json:"internet"`
+	// ProjectPeers are cross-project allow lists (rancher#18899).
+	ProjectPeers []ProjectPeer `json:"projectPeers"`
 }
+
+// Switch turns a feature on or off.
+type Switch struct {
+	Enabled bool `json:"enabled"`
+}
+
+// Internet is egress to everything outside the cluster.
+type Internet struct {
+	Enabled bool `json:"enabled"`
+	// Label on a namespace (any value) that allows its pods out.
+	Label string `json:"label"`
+	// ExcludeCIDRs are never "outside": the cluster's pod and service
+	// ranges, and link-local addresses (cloud metadata services). Node
+	// addresses are excluded as well, from the cluster.
+	ExcludeCIDRs []string `json:"excludeCIDRs"`
+}
+
+// ProjectPeer lets one project accept traffic from others.
+type ProjectPeer struct {
+	// Project accepts traffic...
+	Project string `json:"project"`
+	// ...from these projects.
+	From []string `json:"from"`
+	// Protocol and Ports limit it; no ports means every port and protocol.
+	Protocol string        `json:"protocol"`
+	Ports    []calico.Port `json:"ports"`
+}
+
+// Who may consume a role.
+const (
+	ConsumersAny         = "any"
+	ConsumersSameProject = "sameProject"
+	ConsumersProjects    = "projects"
+)
+
+// KubeAPI modes.
+const (
+	KubeAPIAuto      = "auto"
+	KubeAPIAddresses = "addresses"
+	KubeAPIService   = "service"
+	KubeAPIBoth      = "both"
+)
+
+// Opt-out annotation and its values.
+const (
+	IsolationAnnotation = "calico-pni.io/isolation"
+	IsolationDisabled   = "disabled"
+	IsolationEnabled    = "enabled"
+)
 
 // DNS modes.
 const (
@@ -81,6 +151,10 @@ type KubeAPI struct {
 	// re-reads nodes and API endpoints from the API server, besides
 	// following every change it is told of.
 	RefreshSchedule string `json:"refreshSchedule"`
+	// Mode is "addresses" (the lists above), "service" (Calico 3.20+
+	// matches the endpoints of default/kubernetes itself), "both", or
+	// "auto": both on Calico 3.20 and later, addresses before.
+	Mode string `json:"mode"`
 }
 
 // Workloads names pods by namespace and service account. Both accept one
@@ -110,6 +184,13 @@ type Role struct {
 	Protocol string `json:"protocol"`
 	// Ports the role's pods accept on.
 	Ports []calico.Port `json:"ports"`
+	// Consumers says whose allow_<role> label counts: "any" namespace (a
+	// label is a capability, as in the article), the "sameProject" as the
+	// namespace offering the role, or the listed "projects". "any" when
+	// left out.
+	Consumers string `json:"consumers"`
+	// Projects may consume the role when Consumers is "projects".
+	Projects []string `json:"projects"`
 }
 
 // Label keys of the article's service roles.
@@ -139,6 +220,7 @@ func Default() *Config {
 			Port:            6443,
 			ExtraCIDRs:      []string{},
 			RefreshSchedule: "*/5 * * * *",
+			Mode:            KubeAPIAuto,
 		},
 		RancherAgent: []Workloads{
 			{Namespace: "cattle-system", ServiceAccounts: []string{"cattle"}},
@@ -165,7 +247,19 @@ func Default() *Config {
 			Ports:           []calico.Port{calico.PortNumber(80), calico.PortNumber(443)},
 		},
 		Roles: map[string]Role{
-			"redis": {Protocol: "TCP", Ports: []calico.Port{calico.PortNumber(6379)}},
+			"redis": {Protocol: "TCP", Ports: []calico.Port{calico.PortNumber(6379)}, Consumers: ConsumersAny, Projects: []string{}},
 		},
+		AllowOptOut:      true,
+		HostNetwork:      Switch{Enabled: true},
+		ExternalServices: Switch{Enabled: true},
+		HostPorts:        Switch{Enabled: true},
+		Internet: Internet{
+			Enabled: true,
+			Label:   "network-policy/allow_internet",
+			// RKE, RKE2 and K3s default pod and service ranges, and
+			// link-local (169.254.169.254 is the cloud metadata service).
+			ExcludeCIDRs: []string{"10.42.0.0/16", "10.43.0.0/16", "169.254.0.0/16", "fe80::/10"},
+		},
+		ProjectPeers: []ProjectPeer{},
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/calico-pni/calico-pni/calico"
 )
 
@@ -53,6 +55,13 @@ roles:
 	if got := cfg.RoleNames(); !reflect.DeepEqual(got, []string{"dns-over-tls", "postgres"}) {
 		t.Errorf("roles = %v", got)
 	}
+	if r := cfg.Roles["postgres"]; r.Consumers != ConsumersAny || r.Projects == nil {
+		t.Errorf("a role without consumers did not default to any: %+v", r)
+	}
+	peers, err := Parse([]byte("projectPeers: [{project: p-a, from: [p-b], ports: [8080]}]"))
+	if err != nil || peers.ProjectPeers[0].Protocol != "TCP" {
+		t.Errorf("a peer with ports and no protocol did not default to TCP: %+v %v", peers, err)
+	}
 	if cfg.Roles["postgres"].Protocol != "TCP" {
 		t.Errorf("a role without protocol did not default to TCP: %+v", cfg.Roles["postgres"])
 	}
@@ -94,6 +103,21 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"roles: {Redis_DB: {ports: [1]}}", "roles.Redis_DB: role names must be"},
 		{"roles: {redis: {protocol: ICMP, ports: [1]}}", `roles.redis.protocol: "ICMP" is not TCP, UDP or SCTP`},
 		{"roles: {redis: {ports: [1], extra: 2}}", "roles.redis.extra: unknown field"},
+		{"roles: {redis: {ports: [1], consumers: friends}}", `roles.redis.consumers: "friends": use "any", "sameProject" or "projects"`},
+		{"roles: {redis: {ports: [1], consumers: projects}}", "roles.redis.projects: must list the projects"},
+		{"roles: {redis: {ports: [1], consumers: projects, projects: [P_1]}}", `roles.redis.projects[0]: "P_1" is not a project ID`},
+		{"roles: {redis: {ports: [1], projects: [p-a]}}", `roles.redis.projects: is only read when consumers is "projects"`},
+		{"kubeAPI: {mode: dns}", `kubeAPI.mode: "dns": use "auto", "addresses", "service" or "both"`},
+		{"internet: {label: 'bad label!'}", `internet.label: "bad label!" is not a label key`},
+		{"internet: {excludeCIDRs: []}", "internet.excludeCIDRs: must list at least the cluster's pod and service ranges"},
+		{"internet: {excludeCIDRs: [10.42.0.1/16]}", "internet.excludeCIDRs[0]: \"10.42.0.1/16\" has host bits set; write 10.42.0.0/16"},
+		{"projectPeers: [{project: p-a}]", "projectPeers[0].from: must list the projects p-a accepts traffic from"},
+		{"projectPeers: [{project: p-a, from: [p-a]}]", "projectPeers[0].from[0]: p-a is the project itself"},
+		{"projectPeers: [{project: '', from: [p-b]}]", `projectPeers[0].project: "" is not a project ID`},
+		{"projectPeers: [{project: p-a, from: [p-b], protocol: TCP}]", "projectPeers[0].protocol: is only read with ports"},
+		{"projectPeers: [{project: p-a, from: [p-b], protocol: ICMP, ports: [1]}]", `projectPeers[0].protocol: "ICMP" is not TCP, UDP or SCTP`},
+		{"hostNetwork: true", "hostNetwork: expected a mapping of fields, got a boolean"},
+		{"allowOptOut: maybe", "allowOptOut: expected true or false"},
 		{"- a\n- b", "must be a mapping of fields"},
 		{"dns: [a]", "dns: expected a mapping of fields, got a list"},
 		{"dns: {mode: cluster\n", "not valid YAML"},
@@ -184,4 +208,33 @@ func TestDocumentedDefaults(t *testing.T) {
 	if string(documented) != string(actual) {
 		t.Errorf("docs/configuration.md shows defaults that differ from config.Default():\n%s\n%s", documented, actual)
 	}
+	// Every field is shown, not only the ones that differ.
+	raw, err := yaml.YAMLToJSON([]byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown, all any
+	_ = json.Unmarshal(raw, &shown)
+	_ = json.Unmarshal(actual, &all)
+	if missing := missingKeys(all, shown, ""); len(missing) > 0 {
+		t.Errorf("docs/configuration.md leaves out %v", missing)
+	}
+}
+
+func missingKeys(want, got any, path string) []string {
+	w, ok := want.(map[string]any)
+	if !ok {
+		return nil
+	}
+	g, _ := got.(map[string]any)
+	var out []string
+	for k, v := range w {
+		gv, present := g[k]
+		if !present {
+			out = append(out, path+k)
+			continue
+		}
+		out = append(out, missingKeys(v, gv, path+k+".")...)
+	}
+	return out
 }

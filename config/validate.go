@@ -19,7 +19,18 @@ func (c *Config) fillDefaults() {
 	for name, r := range c.Roles {
 		if r.Protocol == "" {
 			r.Protocol = "TCP"
-			c.Roles[name] = r
+		}
+		if r.Consumers == "" {
+			r.Consumers = ConsumersAny
+		}
+		if r.Projects == nil {
+			r.Projects = []string{}
+		}
+		c.Roles[name] = r
+	}
+	for i := range c.ProjectPeers {
+		if c.ProjectPeers[i].Protocol == "" && len(c.ProjectPeers[i].Ports) > 0 {
+			c.ProjectPeers[i].Protocol = "TCP"
 		}
 	}
 }
@@ -78,13 +89,7 @@ func (c *Config) Validate() error {
 
 	checkPort("kubeAPI.port", c.KubeAPI.Port, fail)
 	for i, cidr := range c.KubeAPI.ExtraCIDRs {
-		field := fmt.Sprintf("kubeAPI.extraCIDRs[%d]", i)
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			fail(field, "%q is not a CIDR; write an address as 10.0.0.5/32 or fd00::5/128", cidr)
-		} else if p != p.Masked() {
-			fail(field, "%q has host bits set; write %s", cidr, p.Masked())
-		}
+		checkCIDR(fmt.Sprintf("kubeAPI.extraCIDRs[%d]", i), cidr, fail)
 	}
 	if _, err := cron.ParseStandard(c.KubeAPI.RefreshSchedule); err != nil {
 		fail("kubeAPI.refreshSchedule", "%q is not a cron schedule such as \"*/5 * * * *\": %v", c.KubeAPI.RefreshSchedule, err)
@@ -135,8 +140,78 @@ func (c *Config) Validate() error {
 			fail(field+".protocol", "%q is not TCP, UDP or SCTP", r.Protocol)
 		}
 		checkPorts(field+".ports", r.Ports, fail)
+		switch r.Consumers {
+		case ConsumersAny, ConsumersSameProject:
+			if len(r.Projects) > 0 {
+				fail(field+".projects", "is only read when consumers is %q", ConsumersProjects)
+			}
+		case ConsumersProjects:
+			if len(r.Projects) == 0 {
+				fail(field+".projects", "must list the projects that may consume the role (consumers: %s)", ConsumersProjects)
+			}
+			for i, p := range r.Projects {
+				checkProjectID(fmt.Sprintf("%s.projects[%d]", field, i), p, fail)
+			}
+		default:
+			fail(field+".consumers", "%q: use %q, %q or %q", r.Consumers, ConsumersAny, ConsumersSameProject, ConsumersProjects)
+		}
+	}
+
+	switch c.KubeAPI.Mode {
+	case KubeAPIAuto, KubeAPIAddresses, KubeAPIService, KubeAPIBoth:
+	default:
+		fail("kubeAPI.mode", "%q: use %q, %q, %q or %q", c.KubeAPI.Mode, KubeAPIAuto, KubeAPIAddresses, KubeAPIService, KubeAPIBoth)
+	}
+	if c.Internet.Enabled {
+		if msgs := validation.IsQualifiedName(c.Internet.Label); len(msgs) > 0 {
+			fail("internet.label", "%q is not a label key: %s", c.Internet.Label, strings.Join(msgs, "; "))
+		}
+		if len(c.Internet.ExcludeCIDRs) == 0 {
+			fail("internet.excludeCIDRs", "must list at least the cluster's pod and service ranges, or pods could reach unisolated pods as if they were the internet")
+		}
+		for i, cidr := range c.Internet.ExcludeCIDRs {
+			checkCIDR(fmt.Sprintf("internet.excludeCIDRs[%d]", i), cidr, fail)
+		}
+	}
+	for i, peer := range c.ProjectPeers {
+		field := fmt.Sprintf("projectPeers[%d]", i)
+		checkProjectID(field+".project", peer.Project, fail)
+		if len(peer.From) == 0 {
+			fail(field+".from", "must list the projects %s accepts traffic from", peer.Project)
+		}
+		for j, p := range peer.From {
+			checkProjectID(fmt.Sprintf("%s.from[%d]", field, j), p, fail)
+			if p == peer.Project {
+				fail(fmt.Sprintf("%s.from[%d]", field, j), "%s is the project itself, which always accepts its own traffic", p)
+			}
+		}
+		if len(peer.Ports) > 0 {
+			checkPorts(field+".ports", peer.Ports, fail)
+			switch peer.Protocol {
+			case "TCP", "UDP", "SCTP":
+			default:
+				fail(field+".protocol", "%q is not TCP, UDP or SCTP", peer.Protocol)
+			}
+		} else if peer.Protocol != "" {
+			fail(field+".protocol", "is only read with ports; without ports every protocol is allowed")
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func checkProjectID(field, id string, fail func(string, string, ...any)) {
+	if msgs := validation.IsDNS1123Label(id); len(msgs) > 0 || id == "" {
+		fail(field, "%q is not a project ID such as p-b6jcw", id)
+	}
+}
+
+func checkCIDR(field, cidr string, fail func(string, string, ...any)) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		fail(field, "%q is not a CIDR; write an address as 10.0.0.5/32 or fd00::5/128", cidr)
+	} else if p != p.Masked() {
+		fail(field, "%q has host bits set; write %s", cidr, p.Masked())
+	}
 }
 
 func checkPort(field string, port int, fail func(string, string, ...any)) {

@@ -17,10 +17,10 @@ import (
 )
 
 // ReadSnapshot reads a snapshot from Kubernetes objects in YAML or JSON: one
-// object, a List (as `kubectl get ns,nodes -o yaml` prints), or several
-// documents separated by ---. It reads Namespaces, Nodes and the
-// EndpointSlices of default/kubernetes; other objects are skipped and named
-// in the returned notes. Errors name the source, the document and the
+// object, a List (as `kubectl get ns,nodes,svc,pods -A -o yaml` prints), or
+// several documents separated by ---. It reads Namespaces, Nodes, Services,
+// Pods and the EndpointSlices of default/kubernetes; other objects are
+// skipped and named in the returned notes. Errors name the source, the document and the
 // object.
 func ReadSnapshot(source string, data []byte) (Snapshot, []string, error) {
 	r := &snapshotReader{source: source}
@@ -77,7 +77,7 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		return nil
 	}
 	at = fmt.Sprintf("%s (%s %s)", at, kind, name)
-	if name == "" && (kind == "Namespace" || kind == "Node" || kind == "EndpointSlice") {
+	if name == "" && (kind == "Namespace" || kind == "Node" || kind == "EndpointSlice" || kind == "Service" || kind == "Pod") {
 		if v, found, _ := unstructured.NestedFieldNoCopy(obj, "metadata", "name"); found {
 			return fmt.Errorf("%s: metadata.name must be a string, not %v (quote it: YAML reads n, no, on, 1 as other types)", at, v)
 		}
@@ -116,6 +116,28 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 			}
 		}
 		r.snap.Nodes = append(r.snap.Nodes, NodeFrom(&n))
+	case kind == "Service" && apiVersion == "v1":
+		var svc corev1.Service
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &svc); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		if svc.Namespace == "" {
+			return fmt.Errorf("%s: metadata.namespace must be set", at)
+		}
+		if external, ok := ServiceFrom(&svc); ok {
+			r.snap.ExternalServices = append(r.snap.ExternalServices, external)
+		}
+	case kind == "Pod" && apiVersion == "v1":
+		var pod corev1.Pod
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &pod); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		if pod.Namespace == "" {
+			return fmt.Errorf("%s: metadata.namespace must be set", at)
+		}
+		if hp, ok := HostPortPodFrom(&pod); ok {
+			r.snap.HostPortPods = append(r.snap.HostPortPods, hp)
+		}
 	case kind == "EndpointSlice" && apiVersion == "discovery.k8s.io/v1":
 		var s discoveryv1.EndpointSlice
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &s); err != nil {
@@ -127,7 +149,7 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		}
 		r.slices = append(r.slices, &s)
 	default:
-		r.notes = append(r.notes, fmt.Sprintf("%s: skipped: only v1 Namespace, v1 Node and discovery.k8s.io/v1 EndpointSlice are read", at))
+		r.notes = append(r.notes, fmt.Sprintf("%s: skipped: only v1 Namespace, Node, Service, Pod and discovery.k8s.io/v1 EndpointSlice are read", at))
 	}
 	return nil
 }

@@ -50,6 +50,26 @@ func (g *generator) kubeAPI(snap Snapshot) built {
 		byPort[e.Port] = append(byPort[e.Port], netip.PrefixFrom(e.Addr, e.Addr.BitLen()))
 	}
 	egress := []calico.Rule{}
+	mode := g.cfg.KubeAPI.Mode
+	if mode == config.KubeAPIAuto {
+		// Calico 3.20 can match a Service's endpoints itself, following
+		// them with no list to keep up to date; the addresses stay for
+		// clients that call a node address directly.
+		mode = config.KubeAPIAddresses
+		if snap.CalicoVersion.AtLeast(3, 20) {
+			mode = config.KubeAPIBoth
+		}
+	}
+	if mode == config.KubeAPIService || mode == config.KubeAPIBoth {
+		egress = append(egress, calico.Rule{
+			Action:      calico.Allow,
+			Protocol:    calico.ProtocolFor(calico.TCP),
+			Destination: calico.EntityRule{Services: &calico.ServiceMatch{Name: "kubernetes", Namespace: "default"}},
+		})
+	}
+	if mode == config.KubeAPIService {
+		byPort = nil
+	}
 	for _, port := range slices.Sorted(maps.Keys(byPort)) {
 		if port < 1 || port > 65535 {
 			continue
@@ -67,7 +87,7 @@ func (g *generator) kubeAPI(snap Snapshot) built {
 		}
 	}
 	return allowPolicy("pni-allow-kube-api",
-		"Isolated pods may reach the Kubernetes API: node addresses on the API port and the endpoints of the default/kubernetes Service, kept up to date by calico-pni.",
+		fmt.Sprintf("Isolated pods may reach the Kubernetes API (kubeAPI.mode %s): the endpoints of the default/kubernetes Service and node addresses on the API port, kept up to date.", mode),
 		isolated(), nil, nil, egress)
 }
 

@@ -43,11 +43,13 @@ type InvalidPolicy struct {
 type NamespaceState struct {
 	Name string
 	// Labels are the calico-pni.io/ labels the namespace should have;
-	// any other calico-pni.io/ label is removed.
+	// any other calico-pni.io/ label is removed. The map may be shared
+	// with other namespaces: never change it.
 	Labels map[string]string
 	Status Status
 	// Requires lists the policies that must be in place before the
-	// namespace is isolated (every policy that will select it).
+	// namespace is isolated (every policy that will select it). Like
+	// Status.Policies, it may be shared with other namespaces.
 	Requires []string
 }
 
@@ -62,7 +64,7 @@ const (
 
 // Generate computes the desired state of the cluster.
 func Generate(snap Snapshot, cfg *config.Config) Desired {
-	g := &generator{cfg: cfg}
+	g := &generator{cfg: cfg, labelSets: map[string]map[string]string{}, strings: map[string]string{}}
 	return g.run(snap)
 }
 
@@ -75,12 +77,28 @@ type generator struct {
 	projectPolicy map[string]string
 	ownPolicy     map[string]string
 	all           []built
+	// roleProjects lists, per role, the projects of namespaces offering it.
+	roleProjects map[string]map[string]bool
+	// lists holds the policy name lists namespaces share, by signature:
+	// the values of sigKeys and membership in each of sigOnly.
+	lists   map[string][]string
+	sigKeys []string
+	sigOnly []map[string]bool
+	sig     []byte
+	// labelSets and strings share identical outputs between namespaces.
+	labelSets map[string]map[string]string
+	strings   map[string]string
 }
 
 // built is a policy with the namespace selection it was built from.
 type built struct {
 	policy  calico.Policy
 	selects calico.Selector
+	// only, when set, narrows the namespaces the policy applies to: its
+	// rules name their destination namespaces, and the others it selects
+	// gain nothing from it (so their status does not list it and their
+	// isolation does not wait for it).
+	only map[string]bool
 }
 
 // nsInfo is a namespace during generation.
@@ -111,14 +129,25 @@ func (g *generator) run(snap Snapshot) Desired {
 		g.d.Problems = append(g.d.Problems, "no System project: systemProject is not configured and neither cattle-system nor kube-system is in a project; isolated namespaces accept traffic from their own project only")
 	}
 
+	// Projects offering each role, for roles restricted to consumers of
+	// the same project.
+	g.roleProjects = map[string]map[string]bool{}
+	for _, info := range infos {
+		for key := range info.ns.Labels {
+			if role, ok := strings.CutPrefix(key, config.RoleLabelPrefix); ok && info.member.Project != "" {
+				if g.roleProjects[role] == nil {
+					g.roleProjects[role] = map[string]bool{}
+				}
+				g.roleProjects[role][info.member.Project] = true
+			}
+		}
+	}
+
 	projects := map[string]bool{}
 	usedRoles := map[string]bool{}
 	for _, info := range infos {
 		g.classify(info)
-		if info.state.Status.Isolated {
-			if info.own {
-				continue
-			}
+		if info.state.Status.Isolated && !info.own {
 			projects[info.member.Project] = true
 		}
 		g.checkRoles(info, usedRoles)
@@ -136,6 +165,18 @@ func (g *generator) run(snap Snapshot) Desired {
 	g.add(g.workloads()...)
 	if g.cfg.IngressController.Enabled {
 		g.add(g.ingressController()...)
+	}
+	if g.cfg.HostNetwork.Enabled {
+		g.add(g.fromHostNetwork(snap))
+	}
+	if g.cfg.ExternalServices.Enabled {
+		g.add(g.externalServices(snap, byName)...)
+	}
+	if g.cfg.HostPorts.Enabled {
+		g.add(g.hostPorts(snap, byName)...)
+	}
+	if g.cfg.IsolateEgress && g.cfg.Internet.Enabled && g.usesInternet(infos) {
+		g.add(g.internet(snap))
 	}
 	for _, role := range g.cfg.RoleNames() {
 		if usedRoles[role] {
@@ -156,6 +197,8 @@ func (g *generator) run(snap Snapshot) Desired {
 	}
 
 	invalid := g.validate()
+	g.prepareSelection()
+	g.d.Namespaces = make([]NamespaceState, 0, len(infos))
 	for _, info := range infos {
 		g.selectedBy(info, invalid)
 		g.d.Namespaces = append(g.d.Namespaces, *info.state)
@@ -169,59 +212,120 @@ func (g *generator) add(bs ...built) {
 	g.all = append(g.all, bs...)
 }
 
-// classify decides a namespace's state, labels and reason.
+// classify decides a namespace's state, labels and reason. In order: an
+// exempt name, the System project, an opt-out, a project, an untrusted
+// claim (isolated on its own: fail closed), an opt-in or isolateUnassigned
+// (isolated on its own), else open.
 func (g *generator) classify(info *nsInfo) {
-	st := &NamespaceState{Name: info.ns.Name, Labels: map[string]string{}}
+	st := &NamespaceState{Name: info.ns.Name}
 	info.state = st
 	m := info.member
-	if m.Project != "" {
-		st.Labels[ProjectLabel] = m.Project
-		st.Status.Project = m.Project
+	st.Status.Project = m.Project
+	opt, optProblem := optInOut(info.ns)
+	if opt == config.IsolationDisabled && !g.cfg.AllowOptOut {
+		optProblem = fmt.Sprintf("annotation %s=%s is ignored: opting out is not allowed on this cluster (allowOptOut: false)", config.IsolationAnnotation, opt)
+		opt = ""
 	}
-	if pattern, ok := g.exemptPattern(info.ns.Name); ok {
+	switch pattern, exempt := g.exemptPattern(info.ns.Name); {
+	case exempt:
 		st.Status.State = Exempt
 		st.Status.Reason = fmt.Sprintf("name matches %q in exemptNamespaces", pattern)
-	} else if m.Project != "" && m.Project == g.d.SystemProject {
+	case m.Project != "" && m.Project == g.d.SystemProject:
 		st.Status.State = Exempt
 		st.Status.Reason = fmt.Sprintf("in the System project %s (%s)", m.Project, g.d.SystemProjectSource)
-	} else if m.Project != "" {
+	case opt == config.IsolationDisabled:
+		st.Status.State = Exempt
+		st.Status.Reason = fmt.Sprintf("opted out with the annotation %s=%s", config.IsolationAnnotation, opt)
+	case m.Project != "":
 		st.Status.State, st.Status.Isolated = Isolated, true
-		st.Status.Reason = fmt.Sprintf("in project %s", m.Project)
-	} else if m.Trust == rancher.Untrusted {
+		st.Status.Reason = g.intern("in project " + m.Project)
+	case m.Trust == rancher.Untrusted:
 		// Something claims a project that cannot be believed: fail closed,
 		// isolated on its own, in no project.
 		st.Status.State, st.Status.Isolated = Isolated, true
 		st.Status.Reason = "claims a project that cannot be trusted; isolated on its own, in no project"
 		info.own = true
-	} else if g.cfg.IsolateUnassigned {
+	case opt == config.IsolationEnabled:
+		st.Status.State, st.Status.Isolated = Isolated, true
+		st.Status.Reason = fmt.Sprintf("in no project; isolated on its own (annotation %s=%s)", config.IsolationAnnotation, opt)
+		info.own = true
+	case g.cfg.IsolateUnassigned:
 		st.Status.State, st.Status.Isolated = Isolated, true
 		st.Status.Reason = "in no project; isolated on its own (isolateUnassigned)"
 		info.own = true
-	} else {
+	default:
 		st.Status.State = Open
-		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned to isolate such namespaces)"
+		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned, or annotate the namespace calico-pni.io/isolation=enabled, to isolate it)"
 	}
-	if st.Status.Isolated {
-		st.Labels[IsolatedLabel] = "true"
-	}
-	if m.Problem != "" {
-		st.Status.AddProblem(m.Problem)
+	st.Labels = g.labelSet(st.Status.Isolated, m.Project)
+	for _, p := range []string{m.Problem, optProblem} {
+		if p != "" {
+			st.Status.AddProblem(p)
+		}
 	}
 }
 
 func (g *generator) exemptPattern(name string) (string, bool) {
 	for _, p := range g.cfg.ExemptNamespaces {
-		if calico.Glob(calico.NameLabel, p).Matches(map[string]string{calico.NameLabel: name}) {
+		if globMatch(p, name) {
 			return p, true
 		}
 	}
 	return "", false
 }
 
-// checkRoles records which configured roles an isolated namespace uses
-// and reports role labels that name no configured role.
+// labelSet returns the calico-pni labels of a namespace. Namespaces with
+// the same labels share one map, which nobody may change.
+func (g *generator) labelSet(isolated bool, project string) map[string]string {
+	key := project
+	if isolated {
+		key += "/isolated"
+	}
+	if set, ok := g.labelSets[key]; ok {
+		return set
+	}
+	set := map[string]string{}
+	if project != "" {
+		set[ProjectLabel] = project
+	}
+	if isolated {
+		set[IsolatedLabel] = "true"
+	}
+	g.labelSets[key] = set
+	return set
+}
+
+// intern returns one copy of each distinct reason text.
+func (g *generator) intern(s string) string {
+	if v, ok := g.strings[s]; ok {
+		return v
+	}
+	g.strings[s] = s
+	return s
+}
+
+// globMatch matches a name against a pattern with at most one '*', as
+// calico.Glob does in a selector.
+func globMatch(pattern, name string) bool {
+	prefix, suffix, found := strings.Cut(pattern, "*")
+	if !found {
+		return pattern == name
+	}
+	return len(name) >= len(prefix)+len(suffix) && strings.HasPrefix(name, prefix) && strings.HasSuffix(name, suffix)
+}
+
+// checkRoles records which configured roles an isolated namespace uses,
+// reports role labels that name no configured role, and reports a
+// consumer label the role's consumers setting ignores.
 func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
-	for _, key := range slices.Sorted(maps.Keys(info.ns.Labels)) {
+	var keys []string
+	for key := range info.ns.Labels {
+		if strings.HasPrefix(key, config.RoleLabelPrefix) || strings.HasPrefix(key, config.AllowLabelPrefix) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
 		var role, kind string
 		if r, ok := strings.CutPrefix(key, config.RoleLabelPrefix); ok {
 			role, kind = r, "offers"
@@ -230,14 +334,44 @@ func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
 		} else {
 			continue
 		}
-		if _, ok := g.cfg.Roles[role]; !ok {
+		r, ok := g.cfg.Roles[role]
+		if !ok {
+			// The internet label shares the allow_ prefix of the article's
+			// conventions but is no role.
+			if key == g.cfg.Internet.Label {
+				continue
+			}
 			info.state.Status.AddProblem(fmt.Sprintf("label %s %s role %q, which the configuration does not define; add roles.%s with its ports, or remove the label (calico-pni does not guess ports)", key, kind, role, role))
 			continue
+		}
+		if kind == "consumes" {
+			if why := g.consumerIgnored(role, r, info.member.Project); why != "" {
+				info.state.Status.AddProblem(fmt.Sprintf("label %s is ignored: %s", key, why))
+			}
 		}
 		if info.state.Status.Isolated {
 			used[role] = true
 		}
 	}
+}
+
+// consumerIgnored says why a namespace of project may not consume a role,
+// or "" if it may.
+func (g *generator) consumerIgnored(role string, r config.Role, project string) string {
+	switch r.Consumers {
+	case config.ConsumersSameProject:
+		if project == "" {
+			return fmt.Sprintf("role %s accepts consumers of its own project only (roles.%s.consumers: %s), and this namespace is in no project", role, role, r.Consumers)
+		}
+		if !g.roleProjects[role][project] {
+			return fmt.Sprintf("role %s accepts consumers of its own project only (roles.%s.consumers: %s), and project %s has no namespace offering it", role, role, r.Consumers, project)
+		}
+	case config.ConsumersProjects:
+		if !slices.Contains(r.Projects, project) {
+			return fmt.Sprintf("role %s accepts consumers of the projects %v only (roles.%s.projects)", role, r.Projects, role)
+		}
+	}
+	return ""
 }
 
 // validate drops invalid policies from the output and returns them by name.
@@ -265,33 +399,67 @@ func (g *generator) validate() map[string]error {
 }
 
 // selectedBy fills in the policies that apply to an isolated namespace.
+// Namespaces that agree on every label key the shared policies read are
+// selected alike, so the answer is computed once per such signature and
+// the sorted name lists are shared between namespaces (read-only).
 func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
 	st := info.state
 	if !st.Status.Isolated {
 		return
 	}
-	labels := make(map[string]string, len(info.ns.Labels)+len(st.Labels)+1)
-	for k, v := range info.ns.Labels {
-		if !strings.HasPrefix(k, LabelPrefix) {
-			labels[k] = v
+	label := func(k string) (string, bool) {
+		switch {
+		case k == calico.NameLabel:
+			return info.ns.Name, true
+		case strings.HasPrefix(k, LabelPrefix):
+			v, ok := st.Labels[k]
+			return v, ok
+		}
+		v, ok := info.ns.Labels[k]
+		return v, ok
+	}
+	sig := g.sig[:0]
+	for _, k := range g.sigKeys {
+		if v, ok := label(k); ok {
+			sig = append(sig, '=')
+			sig = append(sig, v...)
+		}
+		sig = append(sig, 0)
+	}
+	for _, only := range g.sigOnly {
+		if only[info.ns.Name] {
+			sig = append(sig, '1')
+		} else {
+			sig = append(sig, '0')
 		}
 	}
-	maps.Copy(labels, st.Labels)
-	labels[calico.NameLabel] = info.ns.Name
-
-	var names []string
-	for _, b := range g.shared {
-		if b.selects.Matches(labels) {
-			names = append(names, b.policy.Name)
-		}
-	}
+	var extra string
 	if name, ok := g.projectPolicy[st.Status.Project]; ok && !info.own {
-		names = append(names, name)
+		extra = name
+	} else if name, ok := g.ownPolicy[info.ns.Name]; ok {
+		extra = name
 	}
-	if name, ok := g.ownPolicy[info.ns.Name]; ok {
-		names = append(names, name)
+	sig = append(sig, extra...)
+	g.sig = sig
+	names, ok := g.lists[string(sig)]
+	if !ok {
+		labels := map[string]string{}
+		for _, k := range g.sigKeys {
+			if v, ok := label(k); ok {
+				labels[k] = v
+			}
+		}
+		for _, b := range g.shared {
+			if b.selects.Matches(labels) && (b.only == nil || b.only[info.ns.Name]) {
+				names = append(names, b.policy.Name)
+			}
+		}
+		if extra != "" {
+			at, _ := slices.BinarySearch(names, extra)
+			names = slices.Insert(names, at, extra)
+		}
+		g.lists[string(sig)] = names
 	}
-	slices.Sort(names)
 	st.Status.Policies = names
 	st.Requires = names
 	for _, n := range names {
@@ -299,6 +467,23 @@ func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
 			st.Status.AddProblem(fmt.Sprintf("policy %s is invalid and was not written, so this namespace is left as it was: %v", n, err))
 		}
 	}
+}
+
+// prepareSelection sorts the shared policies by name and collects what
+// tells namespaces apart for them: the label keys their selectors read and
+// their per-namespace limits.
+func (g *generator) prepareSelection() {
+	slices.SortFunc(g.shared, func(a, b built) int { return cmp.Compare(a.policy.Name, b.policy.Name) })
+	var keys []string
+	for _, b := range g.shared {
+		keys = append(keys, calico.Keys(b.selects)...)
+		if b.only != nil {
+			g.sigOnly = append(g.sigOnly, b.only)
+		}
+	}
+	slices.Sort(keys)
+	g.sigKeys = slices.Compact(keys)
+	g.lists = map[string][]string{}
 }
 
 // policyName joins a prefix and an ID into a DNS-1123 label, shortening

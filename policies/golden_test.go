@@ -36,11 +36,13 @@ func articleSnapshot(t testing.TB) Snapshot {
 // compares it with testdata/article.golden.yaml. Review the diff of
 // `go test ./policies -run TestGolden -update` before committing it.
 func TestGolden(t *testing.T) {
-	d := Generate(articleSnapshot(t), config.Default())
+	api := calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}
+	snap := articleSnapshot(t)
+	snap.CalicoVersion = api.Version
+	d := Generate(snap, config.Default())
 	if len(d.Invalid) > 0 {
 		t.Fatalf("invalid policies: %v", d.Invalid)
 	}
-	api := calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}
 	got, err := YAML(d.Manifests(api, true))
 	if err != nil {
 		t.Fatal(err)

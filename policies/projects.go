@@ -2,8 +2,10 @@ package policies
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/config"
 )
 
 // baseline returns the deny baseline: policies with no rules that select
@@ -43,17 +45,46 @@ func (g *generator) baseline() []built {
 // namespaces accept traffic from, and send traffic to, every namespace of
 // the project, as Rancher's np-default does on Canal (ingress) and the
 // article asks for egress. One GlobalNetworkPolicy per project replaces
-// Rancher's one NetworkPolicy per namespace.
+// Rancher's one NetworkPolicy per namespace. Configured project peers add
+// rules on both sides: ingress from the peer, egress to the project that
+// accepts it (rancher#18899).
 func (g *generator) project(id string) built {
 	member := calico.EntityRule{NamespaceSelector: inProject(id).String()}
 	ingress := []calico.Rule{{Action: calico.Allow, Source: member}}
-	var egress []calico.Rule
-	if g.cfg.IsolateEgress {
-		egress = []calico.Rule{{Action: calico.Allow, Destination: member}}
+	egress := []calico.Rule{{Action: calico.Allow, Destination: member}}
+	var peers []string
+	for _, peer := range g.cfg.ProjectPeers {
+		for _, from := range peer.From {
+			switch id {
+			case peer.Project:
+				ingress = append(ingress, peerRule(peer, calico.EntityRule{NamespaceSelector: inProject(from).String()}, calico.EntityRule{}))
+				peers = append(peers, "accepts "+from)
+			case from:
+				egress = append(egress, peerRule(peer, calico.EntityRule{}, calico.EntityRule{NamespaceSelector: inProject(peer.Project).String()}))
+				peers = append(peers, "reaches "+peer.Project)
+			}
+		}
 	}
-	return allowPolicy(policyName("pni-project-", id),
-		fmt.Sprintf("Rancher project %s: its isolated namespaces exchange traffic with every namespace of the project.", id),
+	if !g.cfg.IsolateEgress {
+		egress = nil
+	}
+	description := fmt.Sprintf("Rancher project %s: its isolated namespaces exchange traffic with every namespace of the project.", id)
+	if len(peers) > 0 {
+		description += " Project peers (projectPeers): " + strings.Join(peers, ", ") + "."
+	}
+	return allowPolicy(policyName("pni-project-", id), description,
 		calico.And(isolated(), inProject(id)), nil, ingress, egress)
+}
+
+// peerRule allows traffic between peer projects, on the peer's protocol
+// and ports if it names any.
+func peerRule(peer config.ProjectPeer, source, destination calico.EntityRule) calico.Rule {
+	r := calico.Rule{Action: calico.Allow, Source: source, Destination: destination}
+	if len(peer.Ports) > 0 {
+		r.Protocol = calico.ProtocolFor(calico.Protocol{Name: peer.Protocol})
+		r.Destination.Ports = peer.Ports
+	}
+	return r
 }
 
 // fromSystemProject lets the System project reach every isolated

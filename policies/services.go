@@ -2,6 +2,9 @@ package policies
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
@@ -40,31 +43,49 @@ func (g *generator) ingressController() []built {
 
 // role returns the policy of one opt-in service role: traffic from a
 // namespace labelled network-policy/allow_<role> to a namespace labelled
-// network-policy/role_<role> on the role's ports. The same rule serves both
-// directions: as an ingress rule it admits consumers into role
-// namespaces; as an egress rule it lets consumers out to them. Each side is
-// pinned by its namespaceSelector, so a consumer never accepts the role's
-// traffic and a role namespace never gains egress.
+// network-policy/role_<role> on the role's ports. The same rules serve both
+// directions: as ingress rules they admit consumers into role namespaces;
+// as egress rules they let consumers out to them. Each side is pinned by its
+// namespaceSelector, so a consumer never accepts the role's traffic and a
+// role namespace never gains egress.
 //
-// Anyone who can label a namespace network-policy/allow_<role> reaches
-// every namespace offering the role: the label is a capability.
+// Which consumers count is the role's setting: any namespace with the
+// label (a label is a capability, as in the article), only namespaces of
+// the project offering the role (one rule per such project), or only the
+// listed projects.
 func (g *generator) role(name string) built {
 	r := g.cfg.Roles[name]
 	offers := calico.Has(config.RoleLabelPrefix + name)
 	consumes := calico.Has(config.AllowLabelPrefix + name)
-	rule := calico.Rule{
-		Action:      calico.Allow,
-		Protocol:    calico.ProtocolFor(calico.Protocol{Name: r.Protocol}),
-		Source:      calico.EntityRule{NamespaceSelector: consumes.String()},
-		Destination: calico.EntityRule{NamespaceSelector: offers.String(), Ports: r.Ports},
+	rule := func(from, to calico.Selector) calico.Rule {
+		return calico.Rule{
+			Action:      calico.Allow,
+			Protocol:    calico.ProtocolFor(calico.Protocol{Name: r.Protocol}),
+			Source:      calico.EntityRule{NamespaceSelector: from.String()},
+			Destination: calico.EntityRule{NamespaceSelector: to.String(), Ports: r.Ports},
+		}
+	}
+	rules := []calico.Rule{}
+	who := "any namespace"
+	switch r.Consumers {
+	case config.ConsumersSameProject:
+		who = "namespaces of the same project"
+		for _, p := range slices.Sorted(maps.Keys(g.roleProjects[name])) {
+			rules = append(rules, rule(calico.And(consumes, inProject(p)), calico.And(offers, inProject(p))))
+		}
+	case config.ConsumersProjects:
+		who = "namespaces of the projects " + strings.Join(r.Projects, ", ")
+		rules = append(rules, rule(calico.And(consumes, calico.In(ProjectLabel, r.Projects...)), offers))
+	default:
+		rules = append(rules, rule(consumes, offers))
 	}
 	var egress []calico.Rule
 	if g.cfg.IsolateEgress {
-		egress = []calico.Rule{rule}
+		egress = rules
 	}
 	return allowPolicy(policyName("pni-role-", name),
-		fmt.Sprintf("Service role %s: namespaces labelled %s%s reach namespaces labelled %s%s on %s %s.", name, config.AllowLabelPrefix, name, config.RoleLabelPrefix, name, r.Protocol, portList(r.Ports)),
-		calico.And(isolated(), calico.Or(offers, consumes)), nil, []calico.Rule{rule}, egress)
+		fmt.Sprintf("Service role %s: %s labelled %s%s reach namespaces labelled %s%s on %s %s.", name, who, config.AllowLabelPrefix, name, config.RoleLabelPrefix, name, r.Protocol, portList(r.Ports)),
+		calico.And(isolated(), calico.Or(offers, consumes)), nil, rules, egress)
 }
 
 func portList(ports []calico.Port) string {

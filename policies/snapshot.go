@@ -20,6 +20,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/calico-pni/calico-pni/calico"
 )
 
 // Namespace is what the generator reads of a namespace.
@@ -29,11 +32,17 @@ type Namespace struct {
 	Annotations map[string]string
 }
 
-// Node is what the generator reads of a node: the addresses other pods see
-// the API server and host-network pods at.
+// Node is what the generator reads of a node.
 type Node struct {
-	Name      string
+	Name string
+	// Addresses are the node's internal and external IPs: where pods may
+	// reach the API server.
 	Addresses []netip.Addr
+	// HostAddresses are the addresses traffic from the node's host network
+	// comes from: Calico's tunnel addresses (IPIP, VXLAN, WireGuard), the
+	// node IP Calico uses, and the internal IPs. With IPIP or VXLAN in
+	// CrossSubnet mode both the tunnel and the node address occur.
+	HostAddresses []netip.Addr
 }
 
 // APIEndpoint is one endpoint of the default/kubernetes Service: where the
@@ -43,11 +52,41 @@ type APIEndpoint struct {
 	Port int
 }
 
+// Service is a Service reachable from outside the cluster: type NodePort
+// or LoadBalancer, or with externalIPs.
+type Service struct {
+	Namespace, Name string
+	// Selector selects the Service's pods; empty for a Service whose
+	// endpoints are managed by hand.
+	Selector map[string]string
+	Ports    []ServicePort
+}
+
+// ServicePort is the port a Service's pods receive on, after kube-proxy's
+// DNAT: the target port (a number or a container port name).
+type ServicePort struct {
+	Protocol   string
+	TargetPort calico.Port
+}
+
+// HostPortPod is a pod with host ports.
+type HostPortPod struct {
+	Namespace, Name string
+	Labels          map[string]string
+	// Ports are the container ports bound to host ports: where traffic
+	// arrives after the host port's DNAT.
+	Ports []ServicePort
+}
+
 // Snapshot is the part of the cluster the generator reads.
 type Snapshot struct {
-	Namespaces   []Namespace
-	Nodes        []Node
-	APIEndpoints []APIEndpoint
+	Namespaces       []Namespace
+	Nodes            []Node
+	APIEndpoints     []APIEndpoint
+	ExternalServices []Service
+	HostPortPods     []HostPortPod
+	// CalicoVersion is the cluster's Calico version (zero when unknown).
+	CalicoVersion calico.Version
 }
 
 // NamespaceFrom copies what the generator reads of a Namespace.
@@ -55,7 +94,21 @@ func NamespaceFrom(ns *corev1.Namespace) Namespace {
 	return Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}
 }
 
-// NodeFrom copies a node's internal and external IP addresses.
+// Calico's node annotations that hold host-network source addresses.
+// The tunnel addresses are plain IPs; the node addresses are CIDRs
+// ("10.0.0.5/24").
+var (
+	tunnelAnnotations = []string{
+		"projectcalico.org/IPv4IPIPTunnelAddr",
+		"projectcalico.org/IPv4VXLANTunnelAddr",
+		"projectcalico.org/IPv6VXLANTunnelAddr",
+		"projectcalico.org/IPv4WireguardInterfaceAddr",
+		"projectcalico.org/IPv6WireguardInterfaceAddr",
+	}
+	nodeIPAnnotations = []string{"projectcalico.org/IPv4Address", "projectcalico.org/IPv6Address"}
+)
+
+// NodeFrom reads a node's addresses and Calico's annotations.
 func NodeFrom(n *corev1.Node) Node {
 	node := Node{Name: n.Name}
 	for _, a := range n.Status.Addresses {
@@ -64,11 +117,74 @@ func NodeFrom(n *corev1.Node) Node {
 		}
 		if addr, err := netip.ParseAddr(a.Address); err == nil {
 			node.Addresses = append(node.Addresses, addr.Unmap())
+			if a.Type == corev1.NodeInternalIP {
+				node.HostAddresses = append(node.HostAddresses, addr.Unmap())
+			}
 		}
 	}
-	slices.SortFunc(node.Addresses, netip.Addr.Compare)
-	node.Addresses = slices.Compact(node.Addresses)
+	for _, key := range tunnelAnnotations {
+		if addr, err := netip.ParseAddr(n.Annotations[key]); err == nil {
+			node.HostAddresses = append(node.HostAddresses, addr.Unmap())
+		}
+	}
+	for _, key := range nodeIPAnnotations {
+		if p, err := netip.ParsePrefix(n.Annotations[key]); err == nil {
+			node.HostAddresses = append(node.HostAddresses, p.Addr().Unmap())
+		}
+	}
+	node.Addresses = sortedAddrs(node.Addresses)
+	node.HostAddresses = sortedAddrs(node.HostAddresses)
 	return node
+}
+
+func sortedAddrs(addrs []netip.Addr) []netip.Addr {
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	return slices.Compact(addrs)
+}
+
+// ServiceFrom reads a Service and reports whether it is reachable from
+// outside the cluster (NodePort, LoadBalancer, or with externalIPs).
+func ServiceFrom(svc *corev1.Service) (Service, bool) {
+	external := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Spec.ExternalIPs) > 0
+	if !external {
+		return Service{}, false
+	}
+	out := Service{Namespace: svc.Namespace, Name: svc.Name, Selector: svc.Spec.Selector}
+	for _, p := range svc.Spec.Ports {
+		target := calico.PortNumber(uint16(p.Port))
+		switch {
+		case p.TargetPort.Type == intstr.String && p.TargetPort.StrVal != "":
+			target = calico.Port{Name: p.TargetPort.StrVal}
+		case p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal != 0:
+			target = calico.PortNumber(uint16(p.TargetPort.IntVal))
+		}
+		out.Ports = append(out.Ports, ServicePort{Protocol: protocolOf(p.Protocol), TargetPort: target})
+	}
+	return out, true
+}
+
+// HostPortPodFrom reads a pod and reports whether it binds host ports.
+// Pods that have finished are left out.
+func HostPortPodFrom(pod *corev1.Pod) (HostPortPod, bool) {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return HostPortPod{}, false
+	}
+	out := HostPortPod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				out.Ports = append(out.Ports, ServicePort{Protocol: protocolOf(p.Protocol), TargetPort: calico.PortNumber(uint16(p.ContainerPort))})
+			}
+		}
+	}
+	return out, len(out.Ports) > 0
+}
+
+func protocolOf(p corev1.Protocol) string {
+	if p == "" {
+		return string(corev1.ProtocolTCP)
+	}
+	return string(p)
 }
 
 // APIEndpointsFrom reads the ready endpoints of the default/kubernetes

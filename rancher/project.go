@@ -14,6 +14,8 @@ package rancher
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -95,11 +97,26 @@ func parseAnnotation(v string) (string, error) {
 // checkProjectID accepts what can stand in a label value and a policy name:
 // Rancher's IDs are "p-" and five lower-case letters or digits.
 func checkProjectID(id string) error {
+	if _, ok := validIDs.Load(id); ok {
+		return nil
+	}
 	if msgs := validation.IsDNS1123Label(id); len(msgs) > 0 {
 		return fmt.Errorf("project ID %q is not a Rancher project ID such as p-b6jcw: %s", id, strings.Join(msgs, "; "))
 	}
+	if validIDCount.Add(1) <= maxValidIDs {
+		validIDs.Store(id, true)
+	}
 	return nil
 }
+
+// validIDs remembers project IDs that passed checkProjectID: thousands of
+// namespaces share a few hundred projects. It stops growing at maxValidIDs.
+var (
+	validIDs     sync.Map
+	validIDCount atomic.Int64
+)
+
+const maxValidIDs = 1 << 16
 
 // Namespaces whose project is the System project in a Rancher downstream
 // cluster, in the order they are asked.

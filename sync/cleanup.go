@@ -83,7 +83,7 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 			errs = append(errs, err)
 			continue
 		}
-		_, deletes, _ := planPolicies(nil, api, managed)
+		_, deletes, _ := planPolicies(nil, api, managed, canonicalOf)
 		for _, d := range deletes {
 			if err := deleteManaged(ctx, dyn, api, d.object); err != nil {
 				errs = append(errs, err)

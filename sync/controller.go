@@ -54,6 +54,9 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
+// namespaceBatch is how many namespaces a pass plans and writes at a time.
+const namespaceBatch = 1000
+
 // Queue keys: a pass after watch events reads the caches; a refresh reads
 // everything from the API server and detects the Calico API again.
 const (
@@ -75,6 +78,8 @@ type Controller struct {
 	namespaces cache.SharedIndexInformer
 	nodes      cache.SharedIndexInformer
 	endpoints  cache.SharedIndexInformer
+	services   cache.SharedIndexInformer
+	pods       cache.SharedIndexInformer
 
 	// watch is the informer of managed policies for the detected API; it
 	// is only touched by the single pass goroutine.
@@ -87,6 +92,11 @@ type Controller struct {
 	problems []string
 	last     PassResult
 	lastOf   map[string]PassResult
+
+	// recent holds this replica's writes the informers have not seen yet.
+	recent *recent
+	// specs holds the canonical specs of managed policies; pass goroutine only.
+	specs specs
 }
 
 // PassResult summarises the last pass.
@@ -120,14 +130,18 @@ func New(o Options) (*Controller, error) {
 	if o.Workers < 1 {
 		o.Workers = 1
 	}
-	c := &Controller{o: o, log: o.Logger}
+	c := &Controller{o: o, log: o.Logger, recent: newRecent(), specs: specs{}}
 	c.cfg.Store(o.Config)
 
 	c.namespaces = coreinformers.NewNamespaceInformer(o.Kube, 0, cache.Indexers{})
 	c.nodes = coreinformers.NewNodeInformer(o.Kube, 0, cache.Indexers{})
 	c.endpoints = discoveryinformers.NewFilteredEndpointSliceInformer(o.Kube, "default", 0, cache.Indexers{},
 		func(lo *metav1.ListOptions) { lo.LabelSelector = kubernetesSliceSelector })
-	for inf, trim := range map[cache.SharedIndexInformer]cache.TransformFunc{c.namespaces: trimNamespace, c.nodes: trimNode} {
+	c.services = coreinformers.NewServiceInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
+	c.pods = coreinformers.NewPodInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
+	for inf, trim := range map[cache.SharedIndexInformer]cache.TransformFunc{
+		c.namespaces: trimNamespace, c.nodes: trimNode, c.services: trimService, c.pods: trimPod,
+	} {
 		if err := inf.SetTransform(trim); err != nil {
 			return nil, err
 		}
@@ -137,7 +151,53 @@ func New(o Options) (*Controller, error) {
 			return nil, err
 		}
 	}
+	// Most Services and pods change nothing calico-pni writes: only those
+	// reachable from outside, or with host ports, start a pass.
+	if _, err := c.services.AddEventHandler(c.filtered(func(obj any) bool {
+		svc, ok := obj.(*corev1.Service)
+		return ok && isExternal(svc)
+	})); err != nil {
+		return nil, err
+	}
+	if _, err := c.pods.AddEventHandler(c.filtered(func(obj any) bool {
+		pod, ok := obj.(*corev1.Pod)
+		return ok && hasHostPorts(pod)
+	})); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// filtered enqueues a pass when the object matters, before or after the
+// change.
+func (c *Controller) filtered(matters func(any) bool) cache.ResourceEventHandler {
+	unwrap := func(obj any) any {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			return d.Obj
+		}
+		return obj
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if matters(obj) {
+				c.enqueue(passKey)
+			}
+		},
+		UpdateFunc: func(old, obj any) {
+			if matters(old) || matters(obj) {
+				c.enqueue(passKey)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if matters(unwrap(obj)) {
+				c.enqueue(passKey)
+			}
+		},
+	}
+}
+
+func (c *Controller) informers() []cache.SharedIndexInformer {
+	return []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints, c.services, c.pods}
 }
 
 // handler only enqueues: every change of any watched object leads to one
@@ -164,10 +224,12 @@ func (c *Controller) enqueue(key string) {
 
 // Start runs the informers and returns once their caches are filled.
 func (c *Controller) Start(ctx context.Context) error {
-	for _, inf := range []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints} {
+	var synced []cache.InformerSynced
+	for _, inf := range c.informers() {
 		go inf.Run(ctx.Done())
+		synced = append(synced, inf.HasSynced)
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.namespaces.HasSynced, c.nodes.HasSynced, c.endpoints.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
 	c.synced.Store(true)
@@ -340,12 +402,33 @@ func (c *Controller) stopWatch() {
 	}
 }
 
+// refreshFromServer replaces the nodes, the API endpoints and the managed
+// policies of state with what the API server holds now.
+func (c *Controller) refreshFromServer(ctx context.Context, api calico.API, state *clusterState) error {
+	nodes, err := c.o.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	state.addNodes(pointers(nodes.Items))
+	slices, err := c.o.Kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: kubernetesSliceSelector})
+	if err != nil {
+		return fmt.Errorf("listing the endpoints of default/kubernetes: %w", err)
+	}
+	state.snap.APIEndpoints = policies.APIEndpointsFrom(pointers(slices.Items))
+	if state.policies, err = listManaged(ctx, c.o.Dynamic, api); err != nil {
+		return err
+	}
+	return nil
+}
+
 // fromCaches builds the cluster state from the informers.
 func (c *Controller) fromCaches(w *policyWatch) *clusterState {
 	s := &clusterState{}
 	s.addNamespaces(typed[corev1.Namespace](c.namespaces.GetStore().List()))
 	s.addNodes(typed[corev1.Node](c.nodes.GetStore().List()))
 	s.snap.APIEndpoints = policies.APIEndpointsFrom(typed[discoveryv1.EndpointSlice](c.endpoints.GetStore().List()))
+	s.addServices(typed[corev1.Service](c.services.GetStore().List()))
+	s.addPods(typed[corev1.Pod](c.pods.GetStore().List()))
 	s.policies = typed[unstructured.Unstructured](w.informer.GetStore().List())
 	return s
 }
@@ -406,22 +489,27 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	result.API = w.api
 	state := c.fromCaches(w)
 	if refresh {
-		if state, err = listCluster(ctx, c.o.Kube); err != nil {
-			c.o.Metrics.Errors.WithLabelValues("list").Inc()
-			return err
-		}
-		if state.policies, err = listManaged(ctx, c.o.Dynamic, w.api); err != nil {
+		// A refresh re-reads from the API server what the schedule is
+		// for: the nodes and the API endpoints behind the kube-api policy,
+		// and calico-pni's own policies. Namespaces, Services and pods come
+		// from the watch caches, which client-go re-lists by itself
+		// whenever a watch breaks; re-listing ten thousand namespaces here
+		// would only delay the passes that follow events.
+		if err := c.refreshFromServer(ctx, w.api, state); err != nil {
 			c.o.Metrics.Errors.WithLabelValues("list").Inc()
 			return err
 		}
 	}
+	c.recent.apply(state)
+	state.snap.CalicoVersion = w.api.Version
 
 	cfg := c.cfg.Load()
 	desired := policies.Generate(state.snap, cfg)
 	c.reportProblems(desired.Problems)
 
-	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log}
-	writes, deletes, upToDate := planPolicies(desired.Policies, w.api, state.policies)
+	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log, recent: c.recent}
+	c.specs.keep(state.policies)
+	writes, deletes, upToDate := planPolicies(desired.Policies, w.api, state.policies, c.specs.canon)
 	pr := newResults()
 	for _, class := range []calico.Class{calico.ClassAllow, calico.ClassBaseline} {
 		var step []policyChange
@@ -450,16 +538,25 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		}
 		return false, "not written"
 	}
-	nsChanges, final := planNamespaces(desired.Namespaces, state.namespaces, inPlace)
+	// Namespaces are planned and written a batch at a time, so that a
+	// cold start of a large cluster never holds every patch at once.
 	nr := newResults()
-	wr.patchNamespaces(ctx, nsChanges, nr)
-	if len(nsChanges) > 0 {
-		result.Writes[verbPatch] += len(nsChanges)
-	}
 	firstPass := !c.ready.Load()
-	for _, ch := range nsChanges {
-		if nr.done[ch.name] && !c.o.DryRun {
-			c.recordNamespaceEvent(ch, firstPass)
+	states := map[policies.State]int{}
+	for start := 0; start < len(desired.Namespaces); start += namespaceBatch {
+		batch := desired.Namespaces[start:min(start+namespaceBatch, len(desired.Namespaces))]
+		nsChanges, final := planNamespaces(batch, state.namespaces, inPlace)
+		wr.patchNamespaces(ctx, nsChanges, nr)
+		if len(nsChanges) > 0 {
+			result.Writes[verbPatch] += len(nsChanges)
+		}
+		for _, ch := range nsChanges {
+			if nr.done[ch.name] && !c.o.DryRun {
+				c.recordNamespaceEvent(ch, firstPass)
+			}
+		}
+		for _, f := range final {
+			states[f.Status.State]++
 		}
 	}
 
@@ -483,7 +580,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	}
 
 	c.o.Metrics.ManagedPolicies.Set(float64(len(desired.Policies)))
-	c.o.Metrics.setNamespaces(final)
+	c.o.Metrics.setNamespaces(states)
 	if len(errs) > 0 {
 		c.o.Metrics.Errors.WithLabelValues("write").Add(float64(len(errs)))
 	}

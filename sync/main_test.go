@@ -190,6 +190,7 @@ func converged(e *testbed.Env, cfg *config.Config, api calico.API) error {
 	if err != nil {
 		return err
 	}
+	snap.CalicoVersion = api.Version
 	desired := policies.Generate(snap, cfg)
 	want := map[string]*unstructured.Unstructured{}
 	for _, p := range desired.Policies {

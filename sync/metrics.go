@@ -91,12 +91,8 @@ func (m *Metrics) setAPI(api calico.API) {
 	m.APIMode.WithLabelValues(api.GroupVersion().String(), api.Version.String()).Set(1)
 }
 
-func (m *Metrics) setNamespaces(states []policies.NamespaceState) {
-	counts := map[policies.State]int{policies.Isolated: 0, policies.Exempt: 0, policies.Open: 0, policies.Error: 0}
-	for _, s := range states {
-		counts[s.Status.State]++
-	}
-	for state, n := range counts {
-		m.Namespaces.WithLabelValues(string(state)).Set(float64(n))
+func (m *Metrics) setNamespaces(counts map[policies.State]int) {
+	for _, state := range []policies.State{policies.Isolated, policies.Exempt, policies.Open, policies.Error} {
+		m.Namespaces.WithLabelValues(string(state)).Set(float64(counts[state]))
 	}
 }

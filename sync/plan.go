@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -30,30 +31,32 @@ type policyChange struct {
 	// object is the object to write (create, update) or the managed
 	// object to delete.
 	object *unstructured.Unstructured
+	// policy is the desired policy (not set for deletes).
+	policy calico.Policy
 }
 
 // planPolicies compares the desired policies with the managed ones. It
 // returns the creates and updates in write order (allow, then baseline),
 // the deletes in removal order (baseline, then allow), and the names of
-// desired policies that already match.
-func planPolicies(desired []calico.Policy, api calico.API, managed []*unstructured.Unstructured) (writes, deletes []policyChange, upToDate map[string]bool) {
+// desired policies that already match. canon gives the canonical spec of
+// a managed object (see specs).
+func planPolicies(desired []calico.Policy, api calico.API, managed []*unstructured.Unstructured, canon func(*unstructured.Unstructured) []byte) (writes, deletes []policyChange, upToDate map[string]bool) {
 	current := make(map[string]*unstructured.Unstructured, len(managed))
 	for _, u := range managed {
 		current[u.GetNamespace()+"/"+u.GetName()] = u
 	}
 	upToDate = map[string]bool{}
 	for _, p := range desired {
-		want := api.Object(p)
-		key := want.GetNamespace() + "/" + want.GetName()
+		key := p.Namespace + "/" + api.StoredName(p.Name)
 		cur, ok := current[key]
 		delete(current, key)
 		switch {
 		case !ok:
-			writes = append(writes, policyChange{verbCreate, p.Name, p.Class, want})
-		case matches(cur, want, p):
+			writes = append(writes, policyChange{verbCreate, p.Name, p.Class, api.Object(p), p})
+		case matches(cur, p, canon):
 			upToDate[p.Name] = true
 		default:
-			writes = append(writes, policyChange{verbUpdate, p.Name, p.Class, mergeForUpdate(cur, want)})
+			writes = append(writes, policyChange{verbUpdate, p.Name, p.Class, mergeForUpdate(cur, api.Object(p)), p})
 		}
 	}
 	for _, u := range current {
@@ -62,7 +65,7 @@ func planPolicies(desired []calico.Policy, api calico.API, managed []*unstructur
 			// Unknown class: remove it early, as a baseline.
 			class = calico.ClassBaseline
 		}
-		deletes = append(deletes, policyChange{verbDelete, api.PolicyName(u.GetName()), class, u})
+		deletes = append(deletes, policyChange{verb: verbDelete, name: api.PolicyName(u.GetName()), class: class, object: u})
 	}
 	slices.SortFunc(deletes, func(a, b policyChange) int {
 		if a.class != b.class {
@@ -76,19 +79,65 @@ func planPolicies(desired []calico.Policy, api calico.API, managed []*unstructur
 	return writes, deletes, upToDate
 }
 
-// matches compares a managed object with the desired one on what
-// calico-pni owns: its labels, its description and the whole spec.
-func matches(cur, want *unstructured.Unstructured, p calico.Policy) bool {
-	for k, v := range want.GetLabels() {
-		if cur.GetLabels()[k] != v {
-			return false
-		}
-	}
-	if cur.GetAnnotations()[calico.DescriptionAnnotation] != want.GetAnnotations()[calico.DescriptionAnnotation] {
+// matches compares a managed object with a desired policy on what
+// calico-pni owns: its two labels, its description and the whole spec.
+func matches(cur *unstructured.Unstructured, p calico.Policy, canon func(*unstructured.Unstructured) []byte) bool {
+	labels := cur.GetLabels()
+	if labels[calico.ManagedByLabel] != calico.ManagedByValue || labels[calico.ClassLabel] != string(p.Class) {
 		return false
 	}
-	spec, err := calico.SpecOf(cur)
-	return err == nil && calico.SpecEqual(spec, p.Spec)
+	if cur.GetAnnotations()[calico.DescriptionAnnotation] != p.Description {
+		return false
+	}
+	got := canon(cur)
+	return got != nil && bytes.Equal(got, calico.CanonicalSpec(p.Spec))
+}
+
+// canonicalOf reads a managed object's spec in canonical form; nil when
+// it cannot be read (so it never matches, and is rewritten).
+func canonicalOf(u *unstructured.Unstructured) []byte {
+	spec, err := calico.SpecOf(u)
+	if err != nil {
+		return nil
+	}
+	return calico.CanonicalSpec(spec)
+}
+
+// specs remembers the canonical spec of each managed object by its
+// resourceVersion, so that a pass compares a thousand unchanged policies
+// without decoding them again. Used by the single pass goroutine only.
+type specs map[string]specEntry
+
+type specEntry struct {
+	resourceVersion string
+	canon           []byte
+}
+
+// canon returns the canonical spec of u, from memory when u is unchanged.
+func (s specs) canon(u *unstructured.Unstructured) []byte {
+	key := u.GetNamespace() + "/" + u.GetName()
+	if e, ok := s[key]; ok && e.resourceVersion == u.GetResourceVersion() && u.GetResourceVersion() != "" {
+		return e.canon
+	}
+	c := canonicalOf(u)
+	s[key] = specEntry{u.GetResourceVersion(), c}
+	return c
+}
+
+// forget drops entries for objects no longer managed.
+func (s specs) keep(managed []*unstructured.Unstructured) {
+	if len(s) <= len(managed) {
+		return
+	}
+	live := make(map[string]bool, len(managed))
+	for _, u := range managed {
+		live[u.GetNamespace()+"/"+u.GetName()] = true
+	}
+	for k := range s {
+		if !live[k] {
+			delete(s, k)
+		}
+	}
 }
 
 // mergeForUpdate is the desired object with the current resourceVersion,
@@ -118,15 +167,18 @@ func mergeForUpdate(cur, want *unstructured.Unstructured) *unstructured.Unstruct
 
 // namespaceView is what the planner reads of a live namespace.
 type namespaceView struct {
-	labels      map[string]string
-	annotations map[string]string
-	deleting    bool
+	labels          map[string]string
+	annotations     map[string]string
+	deleting        bool
+	resourceVersion string
 }
 
 // namespaceChange is one patch of a namespace's calico-pni keys.
 type namespaceChange struct {
 	name  string
 	patch []byte
+	// before is the resourceVersion the patch was planned against.
+	before string
 	// from is the status the namespace carried before (if any), to the one
 	// written; events are recorded from the difference.
 	from *policies.Status
@@ -145,23 +197,54 @@ type namespaceChange struct {
 func planNamespaces(desired []policies.NamespaceState, live map[string]namespaceView, inPlace func(name string) (bool, string)) ([]namespaceChange, []policies.NamespaceState) {
 	var changes []namespaceChange
 	final := make([]policies.NamespaceState, 0, len(desired))
+	// Namespaces of one project mostly carry the same status: encode each
+	// distinct one once. The policy lists are shared, so their address
+	// tells them apart.
+	type shape struct {
+		state    policies.State
+		isolated bool
+		project  string
+		reason   string
+		list     *string
+		n        int
+	}
+	encoded := map[shape]string{}
+	encode := func(st policies.Status) string {
+		if len(st.Problems) > 0 || len(st.Policies) == 0 {
+			return st.Encode()
+		}
+		k := shape{st.State, st.Isolated, st.Project, st.Reason, &st.Policies[0], len(st.Policies)}
+		if e, ok := encoded[k]; ok {
+			return e
+		}
+		e := st.Encode()
+		encoded[k] = e
+		return e
+	}
 	for _, d := range desired {
 		view, ok := live[d.Name]
 		if !ok || view.deleting {
 			final = append(final, d)
 			continue
 		}
+		// The common case, nothing to change, without allocating.
+		if settled(view, d, encode, inPlace) {
+			final = append(final, d)
+			continue
+		}
 		current := ownLabels(view.labels)
 		want := d.Labels
 		st := d.Status
-		st.Policies = slices.Clone(st.Policies)
-		st.Problems = slices.Clone(st.Problems)
 		if d.Status.Isolated {
 			var waiting []string
 			for _, name := range d.Requires {
 				if ok, why := inPlace(name); !ok {
 					waiting = append(waiting, fmt.Sprintf("%s (%s)", name, why))
 				}
+			}
+			if len(waiting) > 0 {
+				// The generator's slices may be shared: copy before adding.
+				st.Problems = slices.Clone(st.Problems)
 			}
 			switch {
 			case len(waiting) == 0:
@@ -187,24 +270,24 @@ func planNamespaces(desired []policies.NamespaceState, live map[string]namespace
 				labelPatch[k] = &v
 			}
 		}
-		encoded := st.Encode()
+		status := encode(st)
 		oldStatus, hadStatus := view.annotations[policies.StatusAnnotation]
-		if len(labelPatch) == 0 && hadStatus && oldStatus == encoded {
+		if len(labelPatch) == 0 && hadStatus && oldStatus == status {
 			continue
 		}
 		meta := map[string]any{}
 		if len(labelPatch) > 0 {
 			meta["labels"] = labelPatch
 		}
-		if !hadStatus || oldStatus != encoded {
-			meta["annotations"] = map[string]string{policies.StatusAnnotation: encoded}
+		if !hadStatus || oldStatus != status {
+			meta["annotations"] = map[string]string{policies.StatusAnnotation: status}
 		}
 		patch, err := json.Marshal(map[string]any{"metadata": meta})
 		if err != nil {
 			panic("encoding a namespace patch: " + err.Error())
 		}
-		change := namespaceChange{name: d.Name, patch: patch, to: st}
-		if hadStatus && oldStatus == encoded {
+		change := namespaceChange{name: d.Name, patch: patch, to: st, before: view.resourceVersion}
+		if hadStatus && oldStatus == status {
 			change.restored = slices.Sorted(maps.Keys(labelPatch))
 		}
 		if hadStatus {
@@ -215,6 +298,35 @@ func planNamespaces(desired []policies.NamespaceState, live map[string]namespace
 		changes = append(changes, change)
 	}
 	return changes, final
+}
+
+// settled reports whether a namespace already carries exactly the desired
+// calico-pni labels and status, with every policy it needs in place (so
+// that no hold changes its status).
+func settled(view namespaceView, d policies.NamespaceState, encode func(policies.Status) string, inPlace func(string) (bool, string)) bool {
+	own := 0
+	for k, v := range view.labels {
+		if strings.HasPrefix(k, policies.LabelPrefix) {
+			own++
+			if w, ok := d.Labels[k]; !ok || w != v {
+				return false
+			}
+		}
+	}
+	if own != len(d.Labels) {
+		return false
+	}
+	if status, ok := view.annotations[policies.StatusAnnotation]; !ok || status != encode(d.Status) {
+		return false
+	}
+	if d.Status.Isolated {
+		for _, name := range d.Requires {
+			if ok, _ := inPlace(name); !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ownLabels returns the calico-pni.io/ labels of a namespace.

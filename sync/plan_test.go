@@ -37,7 +37,7 @@ func TestPlanPolicies(t *testing.T) {
 	goneAllow := api328.Object(testPolicy("pni-gone-allow", calico.ClassAllow, "a == 'x'"))
 	goneBaseline := api328.Object(testPolicy("pni-gone-deny", calico.ClassBaseline, "a == 'x'"))
 
-	writes, deletes, upToDate := planPolicies([]calico.Policy{add, change, keep, deny}, api328, []*unstructured.Unstructured{keepObj, oldChange, goneAllow, goneBaseline})
+	writes, deletes, upToDate := planPolicies([]calico.Policy{add, change, keep, deny}, api328, []*unstructured.Unstructured{keepObj, oldChange, goneAllow, goneBaseline}, canonicalOf)
 
 	if !upToDate["pni-keep"] || len(upToDate) != 1 {
 		t.Errorf("upToDate = %v", upToDate)
@@ -95,7 +95,7 @@ func TestMatchesComparesWhatCalicoPNIOwns(t *testing.T) {
 	for _, tt := range tests {
 		cur := base.DeepCopy()
 		tt.change(cur)
-		if got := matches(cur, base, p); got != tt.want {
+		if got := matches(cur, p, canonicalOf); got != tt.want {
 			t.Errorf("%s: matches = %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -195,3 +195,29 @@ func TestPlanNamespacesReportsRestoredLabels(t *testing.T) {
 }
 
 func keys[V any](m map[string]V) []string { return sortedKeys(m) }
+
+// The spec memory answers from the cache while the resourceVersion is the
+// same, and decodes again when it changes.
+func TestSpecsRemembersByResourceVersion(t *testing.T) {
+	p := testPolicy("pni-a", calico.ClassAllow, "a == 'x'")
+	u := api328.Object(p)
+	u.SetResourceVersion("1")
+	s := specs{}
+	first := s.canon(u)
+	if string(first) != string(calico.CanonicalSpec(p.Spec)) {
+		t.Fatalf("canon %s", first)
+	}
+	// Same resourceVersion: remembered, even if the object were different.
+	u.Object["spec"].(map[string]any)["order"] = int64(1)
+	if string(s.canon(u)) != string(first) {
+		t.Error("decoded again although the resourceVersion did not change")
+	}
+	u.SetResourceVersion("2")
+	if string(s.canon(u)) == string(first) {
+		t.Error("a new resourceVersion was answered from memory")
+	}
+	s.keep(nil)
+	if len(s) != 0 {
+		t.Errorf("entries of unmanaged objects kept: %v", s)
+	}
+}

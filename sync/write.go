@@ -30,6 +30,7 @@ type writer struct {
 	workers int
 	metrics *Metrics
 	log     *slog.Logger
+	recent  *recent
 }
 
 // results collects the outcome of one step's writes.
@@ -90,10 +91,12 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 	}
 	res := w.resource(obj)
 	opts := metav1.CreateOptions{FieldManager: FieldManager}
+	key := obj.GetNamespace() + "/" + obj.GetName()
 	switch c.verb {
 	case verbCreate:
-		_, err := res.Create(ctx, obj, opts)
+		created, err := res.Create(ctx, obj, opts)
 		if err == nil {
+			w.recent.policyWritten(key, "", created)
 			w.count(verbCreate, kind)
 			w.log.Info("created policy", "kind", kind, "name", obj.GetName())
 			return nil
@@ -105,8 +108,9 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 	case verbUpdate:
 		// The object carries the resourceVersion calico-pni compared
 		// against; a conflict means it changed since, so read it again.
-		_, err := res.Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
+		updated, err := res.Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err == nil {
+			w.recent.policyWritten(key, obj.GetResourceVersion(), updated)
 			w.count(verbUpdate, kind)
 			w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
 			return nil
@@ -121,9 +125,11 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 			fresh := obj.DeepCopy()
 			fresh.SetResourceVersion("")
 			fresh.SetUID("")
-			if _, err := res.Create(ctx, fresh, opts); err != nil {
+			created, err := res.Create(ctx, fresh, opts)
+			if err != nil {
 				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 			}
+			w.recent.policyWritten(key, "", created)
 			w.count(verbCreate, kind)
 			return nil
 		}
@@ -134,13 +140,20 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 			return fmt.Errorf("a %s named %s exists and is not managed by calico-pni (it lacks the label %s=%s); calico-pni never changes it: rename or delete it, and calico-pni will write its own",
 				kind, obj.GetName(), calico.ManagedByLabel, calico.ManagedByValue)
 		}
+		if matches(cur, c.policy, canonicalOf) {
+			// Already as wanted: the cache was behind.
+			w.recent.policyWritten(key, obj.GetResourceVersion(), cur)
+			return nil
+		}
 		update := mergeForUpdate(cur, obj)
-		if _, err := res.Update(ctx, update, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		updated, err := res.Update(ctx, update, metav1.UpdateOptions{FieldManager: FieldManager})
+		if err != nil {
 			if apierrors.IsConflict(err) {
 				return err
 			}
 			return fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
 		}
+		w.recent.policyWritten(key, obj.GetResourceVersion(), updated)
 		w.count(verbUpdate, kind)
 		w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
 		return nil
@@ -161,6 +174,7 @@ func (w *writer) deletePolicies(ctx context.Context, changes []policyChange, r *
 		err := w.resource(obj).Delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		switch {
 		case err == nil:
+			w.recent.policyWritten(obj.GetNamespace()+"/"+obj.GetName(), obj.GetResourceVersion(), nil)
 			w.count(verbDelete, obj.GetKind())
 			w.log.Info("deleted policy", "kind", obj.GetKind(), "name", obj.GetName())
 		case apierrors.IsNotFound(err):
@@ -184,10 +198,12 @@ func (w *writer) patchNamespaces(ctx context.Context, changes []namespaceChange,
 			r.record(c.name, nil)
 			return
 		}
-		_, err := w.kube.CoreV1().Namespaces().Patch(ctx, c.name, types.MergePatchType, c.patch, metav1.PatchOptions{FieldManager: FieldManager})
+		patched, err := w.kube.CoreV1().Namespaces().Patch(ctx, c.name, types.MergePatchType, c.patch, metav1.PatchOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
+			w.recent.namespaceWritten(c.name, c.before, ownView(patched))
 			w.count(verbPatch, "Namespace")
+			w.log.Debug("patched namespace", "namespace", c.name, "patch", string(c.patch))
 		case apierrors.IsNotFound(err):
 			err = nil
 		default:

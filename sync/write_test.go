@@ -27,11 +27,11 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	defer e.Stop()
 	ctx := context.Background()
 	restCfg, writes := testbed.CountWrites(e.Config)
-	w := &writer{dyn: dynamic.NewForConfigOrDie(restCfg), api: api328, workers: 1, metrics: NewMetrics(nil), log: slog.New(slog.DiscardHandler)}
+	w := &writer{dyn: dynamic.NewForConfigOrDie(restCfg), api: api328, workers: 1, metrics: NewMetrics(nil), log: slog.New(slog.DiscardHandler), recent: newRecent()}
 
 	old := testPolicy("pni-a", calico.ClassAllow, "a == 'old'")
 	r := newResults()
-	w.writePolicies(ctx, []policyChange{{verbCreate, old.Name, old.Class, api328.Object(old)}}, r)
+	w.writePolicies(ctx, []policyChange{{verbCreate, old.Name, old.Class, api328.Object(old), old}}, r)
 	if len(r.failed) > 0 {
 		t.Fatal(r.failed)
 	}
@@ -50,7 +50,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	desired := testPolicy("pni-a", calico.ClassAllow, "a == 'new'")
 	writes0 := writes.Count()
 	r = newResults()
-	w.writePolicies(ctx, []policyChange{{verbUpdate, desired.Name, desired.Class, mergeForUpdate(cached, api328.Object(desired))}}, r)
+	w.writePolicies(ctx, []policyChange{{verbUpdate, desired.Name, desired.Class, mergeForUpdate(cached, api328.Object(desired)), desired}}, r)
 	if len(r.failed) > 0 || !r.done["pni-a"] {
 		t.Fatalf("update failed: %v", r.failed)
 	}
@@ -78,7 +78,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	}
 	mine := testPolicy("pni-b", calico.ClassAllow, "a == 'mine'")
 	r = newResults()
-	w.writePolicies(ctx, []policyChange{{verbCreate, mine.Name, mine.Class, api328.Object(mine)}}, r)
+	w.writePolicies(ctx, []policyChange{{verbCreate, mine.Name, mine.Class, api328.Object(mine), mine}}, r)
 	if err := r.failed["pni-b"]; err == nil || !strings.Contains(err.Error(), "is not managed by calico-pni") {
 		t.Errorf("writing over an unmanaged policy: %v", err)
 	}

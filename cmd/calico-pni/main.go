@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 // Exit codes shared by every subcommand.
@@ -26,6 +27,14 @@ const (
 var version = "dev"
 
 func main() {
+	// calico-pni waits on the API server far more than it computes, and
+	// runs under a pod memory limit: collecting garbage at 50% heap growth
+	// instead of Go's 100% costs about 15% more CPU and keeps peak memory
+	// about 20% lower at 10,000 namespaces (docs/benchmarks.md). GOGC in
+	// the environment still decides when it is set.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

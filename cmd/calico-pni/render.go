@@ -21,7 +21,7 @@ import (
 
 func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	file := fs.String("f", "", "read Namespace, Node and EndpointSlice objects from this YAML or JSON file ('-' for standard input), e.g. the output of `kubectl get ns,nodes -o yaml`")
+	file := fs.String("f", "", "read Namespace, Node, Service, Pod and EndpointSlice objects from this YAML or JSON file ('-' for standard input), e.g. the output of `kubectl get ns,nodes,svc,pods,endpointslices -A -o yaml`")
 	kubeconfig := fs.String("kubeconfig", "", "read the objects from the cluster of this kubeconfig instead of a file")
 	api := fs.String("api", "", "Calico API to render for: v3 (projectcalico.org/v3) or v1 (crd.projectcalico.org/v1). Default: v3 for a file, detected for a cluster")
 	calicoVersion := fs.String("calico-version", "", "Calico version (e.g. v3.28.5); decides the names of v1 objects. Default: read from the cluster's ClusterInformation")
@@ -61,6 +61,7 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 
+	snap.CalicoVersion = target.Version
 	d := policies.Generate(snap, cfg)
 	for _, p := range d.Problems {
 		fmt.Fprintln(stderr, "calico-pni render: warning:", p)

@@ -118,7 +118,7 @@ func TestRenderFromCluster(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("render --kubeconfig: exit %d: %s", code, stderr)
 	}
-	code, fromFile, stderr := calicoPNI(t, "", "render", "-f", fixture, "--namespaces=false", "--api", "v3")
+	code, fromFile, stderr := calicoPNI(t, "", "render", "-f", fixture, "--namespaces=false", "--api", "v3", "--calico-version", "v3.28.5")
 	if code != exitOK {
 		t.Fatalf("render -f: exit %d: %s", code, stderr)
 	}

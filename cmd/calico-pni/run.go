@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,6 +63,7 @@ type runFlags struct {
 	retryPeriod   time.Duration
 	podName       string
 	podNamespace  string
+	pprof         bool
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -72,8 +74,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "log the writes a pass would make and make none")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
-	fs.Float64Var(&f.qps, "kube-api-qps", 200, "requests per second to the API server, sustained")
-	fs.IntVar(&f.burst, "kube-api-burst", 400, "requests to the API server in a burst")
+	fs.Float64Var(&f.qps, "kube-api-qps", 1000, "requests per second to the API server, sustained (at most --write-workers writes are in flight at once)")
+	fs.IntVar(&f.burst, "kube-api-burst", 2000, "requests to the API server in a burst")
 	fs.IntVar(&f.workers, "write-workers", 16, "writes made at once within one step of a pass")
 	fs.DurationVar(&f.debounce, "debounce", 100*time.Millisecond, "how long a change waits for more changes before a pass")
 	fs.StringVar(&f.httpAddress, "http-address", ":8080", "address of /healthz, /readyz and /metrics")
@@ -85,6 +87,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.retryPeriod, "retry-period", 2*time.Second, "how often replicas try to take or renew the lease")
 	fs.StringVar(&f.podName, "pod-name", os.Getenv("POD_NAME"), "this Pod's name, for events and the leader identity (default $POD_NAME)")
 	fs.StringVar(&f.podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "this Pod's namespace (default $POD_NAMESPACE)")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on --http-address, for diagnosing performance")
 }
 
 func newRunFlagSet(f *runFlags) *flag.FlagSet {
@@ -281,6 +284,11 @@ func (d *daemon) serve() error {
 		fmt.Fprintln(w, "ok:", what)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
+	if d.f.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", d.f.httpAddress)
 	if err != nil {
 		return fmt.Errorf("--http-address: %w", err)

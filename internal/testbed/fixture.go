@@ -21,10 +21,13 @@ var (
 	namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	nodesGVR      = schema.GroupVersionResource{Version: "v1", Resource: "nodes"}
 	slicesGVR     = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
+	servicesGVR   = schema.GroupVersionResource{Version: "v1", Resource: "services"}
+	podsGVR       = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 )
 
-// LoadCluster creates the Namespaces, Nodes (with their status) and
-// EndpointSlices of a cluster file, as a real cluster would hold them.
+// LoadCluster creates the Namespaces, Nodes (with their status), Services,
+// Pods and EndpointSlices of a cluster file, as a real cluster would hold
+// them.
 // Namespaces the API server made itself (default, kube-system) get the
 // file's labels and annotations.
 func (e *Env) LoadCluster(ctx context.Context, path string) error {
@@ -71,8 +74,14 @@ func (e *Env) create(ctx context.Context, u *unstructured.Unstructured) error {
 	case "EndpointSlice":
 		_, err := e.Dynamic.Resource(slicesGVR).Namespace(u.GetNamespace()).Create(ctx, u, metav1.CreateOptions{})
 		return err
+	case "Service":
+		_, err := e.Dynamic.Resource(servicesGVR).Namespace(u.GetNamespace()).Create(ctx, u, metav1.CreateOptions{})
+		return err
+	case "Pod":
+		_, err := e.Dynamic.Resource(podsGVR).Namespace(u.GetNamespace()).Create(ctx, u, metav1.CreateOptions{})
+		return err
 	}
-	return fmt.Errorf("the test bed loads Namespaces, Nodes and EndpointSlices only")
+	return fmt.Errorf("the test bed loads Namespaces, Nodes, Services, Pods and EndpointSlices only")
 }
 
 // SetCalicoVersion writes ClusterInformation "default" with the version,

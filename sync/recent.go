@@ -1,0 +1,93 @@
+package sync
+
+import (
+	gosync "sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// recent remembers calico-pni's own writes until the informers have seen
+// them. A pass that starts right after another would otherwise read caches
+// that miss the last writes and make them again. An entry holds the
+// resourceVersion the cache showed when the write was planned: while the
+// cache still shows it, the written object stands in; once the cache shows
+// anything else (the write itself, or a later change by someone), the
+// entry is dropped and the cache is believed.
+type recent struct {
+	mu         gosync.Mutex
+	namespaces map[string]recentNamespace
+	policies   map[string]recentPolicy
+}
+
+type recentNamespace struct {
+	before string
+	after  namespaceView
+}
+
+type recentPolicy struct {
+	before string                     // "" when the policy did not exist
+	after  *unstructured.Unstructured // nil when it was deleted
+}
+
+func newRecent() *recent {
+	return &recent{namespaces: map[string]recentNamespace{}, policies: map[string]recentPolicy{}}
+}
+
+func (r *recent) namespaceWritten(name, before string, after namespaceView) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.namespaces[name] = recentNamespace{before, after}
+}
+
+func (r *recent) policyWritten(key, before string, after *unstructured.Unstructured) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.policies[key] = recentPolicy{before, after}
+}
+
+// forget drops every entry: a pass that read the API server directly has
+// seen all earlier writes.
+func (r *recent) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.namespaces)
+	clear(r.policies)
+}
+
+// apply puts the written objects in place of cached ones the informers
+// have not updated yet.
+func (r *recent) apply(s *clusterState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, w := range r.namespaces {
+		if v, ok := s.namespaces[name]; ok && v.resourceVersion == w.before {
+			s.namespaces[name] = w.after
+		} else {
+			delete(r.namespaces, name)
+		}
+	}
+	if len(r.policies) == 0 {
+		return
+	}
+	byKey := make(map[string]*unstructured.Unstructured, len(s.policies))
+	for _, u := range s.policies {
+		byKey[u.GetNamespace()+"/"+u.GetName()] = u
+	}
+	for key, w := range r.policies {
+		cur, ok := byKey[key]
+		stale := (!ok && w.before == "") || (ok && cur.GetResourceVersion() == w.before)
+		if !stale {
+			delete(r.policies, key)
+			continue
+		}
+		if w.after == nil {
+			delete(byKey, key)
+		} else {
+			byKey[key] = w.after
+		}
+	}
+	s.policies = s.policies[:0]
+	for _, u := range byKey {
+		s.policies = append(s.policies, u)
+	}
+}

@@ -1,0 +1,58 @@
+package sync
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func policyAt(name, rv string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetName(name)
+	u.SetResourceVersion(rv)
+	return u
+}
+
+// The written object stands in while the cache still shows what the write
+// was planned against, and the cache is believed once it moved on.
+func TestRecentStandsInUntilTheCacheCatchesUp(t *testing.T) {
+	r := newRecent()
+	r.namespaceWritten("a", "10", namespaceView{resourceVersion: "11", annotations: map[string]string{"k": "written"}})
+	r.namespaceWritten("b", "20", namespaceView{resourceVersion: "21"})
+	r.policyWritten("/created", "", policyAt("created", "5"))
+	r.policyWritten("/updated", "6", policyAt("updated", "7"))
+	r.policyWritten("/deleted", "8", nil)
+
+	s := &clusterState{
+		namespaces: map[string]namespaceView{
+			"a": {resourceVersion: "10"}, // behind: the write stands in
+			"b": {resourceVersion: "22"}, // someone changed it since: believe the cache
+		},
+		policies: []*unstructured.Unstructured{policyAt("updated", "6"), policyAt("deleted", "8"), policyAt("other", "1")},
+	}
+	r.apply(s)
+	if s.namespaces["a"].annotations["k"] != "written" || s.namespaces["b"].resourceVersion != "22" {
+		t.Errorf("namespaces %+v", s.namespaces)
+	}
+	got := map[string]string{}
+	for _, u := range s.policies {
+		got[u.GetName()] = u.GetResourceVersion()
+	}
+	want := map[string]string{"created": "5", "updated": "7", "other": "1"}
+	if len(got) != len(want) || got["created"] != "5" || got["updated"] != "7" || got["other"] != "1" {
+		t.Errorf("policies %v, want %v", got, want)
+	}
+	if _, kept := r.namespaces["b"]; kept {
+		t.Error("an entry the cache moved past was kept")
+	}
+
+	// Once the cache shows the writes, every entry goes.
+	s = &clusterState{
+		namespaces: map[string]namespaceView{"a": {resourceVersion: "11"}},
+		policies:   []*unstructured.Unstructured{policyAt("created", "5"), policyAt("updated", "7")},
+	}
+	r.apply(s)
+	if len(r.namespaces) != 0 || len(r.policies) != 0 {
+		t.Errorf("entries left: %v %v", r.namespaces, r.policies)
+	}
+}

@@ -344,7 +344,15 @@ var daemonAccess = []access{
 	{"get", "", "secrets", namespace, "", false},
 	{"list", "", "secrets", "", "", false},
 	{"list", "", "configmaps", namespace, "", false},
-	{"list", "", "pods", namespace, "", false},
+	// Pods (host ports) and Services (NodePort, LoadBalancer) are read
+	// cluster-wide, never changed.
+	{"list", "", "pods", "", "", true},
+	{"watch", "", "pods", "", "", true},
+	{"list", "", "services", "", "", true},
+	{"watch", "", "services", "", "", true},
+	{"update", "", "pods", namespace, "", false},
+	{"patch", "", "pods", "default", "", false},
+	{"delete", "", "services", "default", "", false},
 	{"patch", "apps", "deployments", namespace, release, false},
 }
 

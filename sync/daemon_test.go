@@ -435,18 +435,7 @@ func assertCleanedUp(t *testing.T, e *testbed.Env, api calico.API) {
 	if names := policyNames(t, e, api); len(names) != 0 {
 		t.Errorf("managed policies left: %v", names)
 	}
-	list, err := e.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range list.Items {
-		for k := range ns.Labels {
-			if strings.HasPrefix(k, policies.LabelPrefix) {
-				t.Errorf("namespace %s keeps label %s", ns.Name, k)
-			}
-		}
-		if _, ok := ns.Annotations[policies.StatusAnnotation]; ok {
-			t.Errorf("namespace %s keeps its status", ns.Name)
-		}
+	if err := testbed.NoNamespaceKeysLeft(ctx, e.Kube); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,7 +1,6 @@
 package sync_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -67,26 +66,9 @@ func fixtureEnv(t *testing.T) *testbed.Env {
 type running struct {
 	c      *sync.Controller
 	writes *testbed.Writes
-	logs   *lockedBuffer
+	logs   *testbed.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
-}
-
-type lockedBuffer struct {
-	mu  gosync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // start runs a controller against e as the leader. When the test ends it
@@ -98,7 +80,7 @@ func start(t *testing.T, e *testbed.Env, cfg *config.Config, mutate ...func(*syn
 	kube := kubernetes.NewForConfigOrDie(restCfg)
 	dyn := dynamic.NewForConfigOrDie(restCfg)
 	disc := discovery.NewDiscoveryClientForConfigOrDie(restCfg)
-	logs := &lockedBuffer{}
+	logs := &testbed.Buffer{}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.Kube.CoreV1().Events("")})
 	opts := sync.Options{

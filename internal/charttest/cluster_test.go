@@ -1,7 +1,6 @@
 package charttest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -242,33 +241,16 @@ func cannotReadSecrets(t *testing.T, id *identity) {
 // process is a calico-pni binary running as a child of the test.
 type process struct {
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *testbed.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedBuffer struct {
-	mu  gosync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // start runs bin with args; the test's end stops it and, if the test
 // failed, logs its output.
 func start(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), output: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(bin, args...), output: &testbed.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

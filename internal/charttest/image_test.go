@@ -591,7 +591,8 @@ func TestImageMatchesChart(t *testing.T) {
 		testbed.Eventually(t, 90*time.Second, func() error {
 			select {
 			case <-p.done:
-				return fmt.Errorf("the image's binary exited: %v\n%s", p.err, p.output.String())
+				// No point waiting out the timeout for a process that is gone.
+				t.Fatalf("the image's binary exited: %v\n%s", p.err, p.output.String())
 			default:
 			}
 			code, body, err := httpGet(url)

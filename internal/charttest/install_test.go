@@ -469,19 +469,8 @@ func runCleanup(t *testing.T, e *testbed.Env, bin string, id *identity, job batc
 	if *d.Spec.Replicas != 0 {
 		t.Errorf("the hook left the Deployment at %d replicas", *d.Spec.Replicas)
 	}
-	list, err := e.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range list.Items {
-		for k := range ns.Labels {
-			if strings.HasPrefix(k, policies.LabelPrefix) {
-				t.Errorf("namespace %s still has label %s", ns.Name, k)
-			}
-		}
-		if _, ok := ns.Annotations[policies.StatusAnnotation]; ok {
-			t.Errorf("namespace %s still has its status", ns.Name)
-		}
+	if err := testbed.NoNamespaceKeysLeft(ctx, e.Kube); err != nil {
+		t.Error(err)
 	}
 	for _, api := range []calico.API{v1, v3} {
 		left, err := e.Dynamic.Resource(api.Resource("GlobalNetworkPolicy")).List(ctx, metav1.ListOptions{LabelSelector: calico.ManagedByLabel + "=" + calico.ManagedByValue})

@@ -35,7 +35,7 @@ func (e *Env) LoadCluster(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	objects, err := decodeObjects(data)
+	objects, err := DecodeObjects(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -108,7 +108,9 @@ func (e *Env) SetCalicoVersion(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func decodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
+// DecodeObjects reads Kubernetes objects from YAML or JSON documents,
+// expanding Lists.
+func DecodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for {

@@ -1,7 +1,9 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,7 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // DeleteNamespace deletes a namespace and finalizes it, as the namespace
@@ -113,4 +118,44 @@ func Namespace(name, cluster, project string, labels ...string) *corev1.Namespac
 		ns.Labels[labels[i]] = labels[i+1]
 	}
 	return ns
+}
+
+// Buffer is a bytes.Buffer that a process or logger may write to while a
+// test reads it.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// NoNamespaceKeysLeft reports every calico-pni label and status annotation
+// still on a namespace (after a cleanup, there must be none).
+func NoNamespaceKeysLeft(ctx context.Context, kube kubernetes.Interface) error {
+	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var left []error
+	for _, ns := range list.Items {
+		for k := range ns.Labels {
+			if strings.HasPrefix(k, policies.LabelPrefix) {
+				left = append(left, fmt.Errorf("namespace %s keeps label %s", ns.Name, k))
+			}
+		}
+		if _, ok := ns.Annotations[policies.StatusAnnotation]; ok {
+			left = append(left, fmt.Errorf("namespace %s keeps its status", ns.Name))
+		}
+	}
+	return errors.Join(left...)
 }

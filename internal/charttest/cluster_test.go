@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -65,15 +64,9 @@ func fixtureNamespaces(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, d := range docs {
-		err := d.EachListItem(func(o runtime.Object) error {
-			if u := o.(*unstructured.Unstructured); u.GetKind() == "Namespace" {
-				names = append(names, u.GetName())
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+	for _, o := range docs {
+		if o.GetKind() == "Namespace" {
+			names = append(names, o.GetName())
 		}
 	}
 	if len(names) == 0 {

@@ -18,6 +18,14 @@ type Metrics struct {
 	APIMode         *prometheus.GaugeVec
 	Leader          prometheus.Gauge
 	ConfigReloads   *prometheus.CounterVec
+	// InvalidPolicies counts the policies of the last pass that failed
+	// validation: they are not written, and the namespaces that need them
+	// are held as they are.
+	InvalidPolicies prometheus.Gauge
+	// ExposedNamespaces counts isolated namespaces into or out of which a
+	// policy not written by calico-pni opens a wall (see the status's
+	// exposures).
+	ExposedNamespaces prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -61,6 +69,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "calico_pni_config_reloads_total",
 			Help: "Configuration reloads, by result (applied, rejected).",
 		}, []string{"result"}),
+		InvalidPolicies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "calico_pni_invalid_policies",
+			Help: "Policies of the last pass that failed validation and were not written; the namespaces that need them are held as they are.",
+		}),
+		ExposedNamespaces: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "calico_pni_exposed_namespaces",
+			Help: "Isolated namespaces into or out of which a policy not written by calico-pni lets other projects or outside sources, after the last pass.",
+		}),
 	}
 	// Every series exists from the start, at zero, so that dashboards and
 	// alerts see it before the first event of its kind.
@@ -81,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Passes, m.PassDuration, m.Writes, m.Errors, m.ManagedPolicies,
-			m.Namespaces, m.APIMode, m.Leader, m.ConfigReloads)
+			m.Namespaces, m.APIMode, m.Leader, m.ConfigReloads, m.InvalidPolicies, m.ExposedNamespaces)
 	}
 	return m
 }

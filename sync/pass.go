@@ -152,6 +152,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	}
 
 	c.o.Metrics.ManagedPolicies.Set(float64(len(desired.Policies)))
+	c.o.Metrics.InvalidPolicies.Set(float64(len(desired.Invalid)))
 	c.o.Metrics.setNamespaces(states)
 	if len(errs) > 0 {
 		c.o.Metrics.Errors.WithLabelValues("write").Add(float64(len(errs)))

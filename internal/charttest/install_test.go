@@ -146,7 +146,12 @@ func grantNamespaceEditor(t *testing.T, e *testbed.Env, id *identity) {
 	ctx := context.Background()
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "charttest-namespace-editor"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}}},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}},
+			// The subresources too: a label change sent through them is
+			// stored like any other.
+			{APIGroups: []string{""}, Resources: []string{"namespaces/status", "namespaces/finalize"}, Verbs: []string{"update", "patch"}},
+		},
 	}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "charttest-namespace-editor"},
@@ -166,12 +171,12 @@ func patchLabels(id *identity, ns, labels string, dryRun bool) error {
 	return patchNamespace(id, ns, `{"metadata":{"labels":`+labels+`}}`, dryRun)
 }
 
-func patchNamespace(id *identity, ns, patch string, dryRun bool) error {
+func patchNamespace(id *identity, ns, patch string, dryRun bool, subresource ...string) error {
 	opts := metav1.PatchOptions{}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	_, err := id.kube.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch), opts)
+	_, err := id.kube.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch), opts, subresource...)
 	return err
 }
 
@@ -382,6 +387,20 @@ func labelGuard(t *testing.T, e *testbed.Env, alice, daemon *identity) {
 		Name: "guard-forged", Labels: map[string]string{"calico-pni.io/isolated": "true"},
 	}}, metav1.CreateOptions{})
 	refused("alice creates a namespace with a calico-pni label", err)
+	// The status and finalize subresources store label changes too.
+	refused("alice moves shop to another project through namespaces/status",
+		patchNamespace(alice, "shop", `{"metadata":{"labels":{"calico-pni.io/project":"p-x"}}}`, false, "status"))
+	refused("alice removes shop's isolated label through namespaces/status",
+		patchNamespace(alice, "shop", `{"metadata":{"labels":{"calico-pni.io/isolated":null}}}`, false, "status"))
+	refused("alice forges shop's status through namespaces/status",
+		patchNamespace(alice, "shop", `{"metadata":{"annotations":{"calico-pni.io/status":"{}"}}}`, false, "status"))
+	forged, err := alice.kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.Labels[policies.ProjectLabel] = "p-x"
+	_, err = alice.kube.CoreV1().Namespaces().Finalize(ctx, forged, metav1.UpdateOptions{})
+	refused("alice moves shop to another project through namespaces/finalize", err)
 
 	shop, err := e.Kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 	if err != nil {
@@ -402,6 +421,8 @@ func labelGuard(t *testing.T, e *testbed.Env, alice, daemon *identity) {
 	_, err = alice.kube.CoreV1().Namespaces().Update(ctx, shop, metav1.UpdateOptions{})
 	allowed("alice updates shop keeping calico-pni's labels", err)
 	allowed("alice removes her note", patchNamespace(alice, "shop", `{"metadata":{"annotations":{"note":null}}}`, false))
+	allowed("alice labels shop through namespaces/status", patchNamespace(alice, "shop", `{"metadata":{"labels":{"team":"red"}}}`, false, "status"))
+	allowed("alice removes that label", patchLabels(alice, "shop", `{"team":null}`, false))
 
 	// calico-pni's own identity may change them; so may alice delete a
 	// namespace that carries them.

@@ -26,13 +26,19 @@ const (
 // Class tells the writer when a policy may change. Every policy that selects
 // an endpoint turns on default deny for it, so the order of writes matters:
 // allow policies are written first and removed last, baseline policies the
-// other way round.
+// other way round, and hold-open policies exist only while isolation is
+// switched on or off in one direction.
 type Class string
 
-// The two classes.
+// The classes.
 const (
 	ClassAllow    Class = "allow"
 	ClassBaseline Class = "baseline"
+	// ClassHold is a policy that lets everything through in one direction
+	// for isolated namespaces while isolation in that direction is switched
+	// on or off, so that no single write of the switch denies what both the
+	// state before and the state after allow (sync/steps.go).
+	ClassHold Class = "hold"
 )
 
 // Policy is one Calico policy as calico-pni wants it, before it is given the

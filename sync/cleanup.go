@@ -83,8 +83,7 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 			errs = append(errs, err)
 			continue
 		}
-		_, deletes, _ := planPolicies(nil, api, managed, canonicalOf)
-		for _, d := range deletes {
+		for _, d := range removalOrder(api, managed) {
 			if err := deleteManaged(ctx, dyn, api, d.object); err != nil {
 				errs = append(errs, err)
 				continue
@@ -108,4 +107,23 @@ func deleteManaged(ctx context.Context, dyn dynamic.Interface, api calico.API, u
 		return fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	return nil
+}
+
+// removalOrder lists managed policies in the order cleanup deletes them:
+// the baseline first (with the namespaces released it selects nothing, but
+// should a namespace keep its label it must lose the deny before the
+// allows), then everything else.
+func removalOrder(api calico.API, managed []*unstructured.Unstructured) []policyChange {
+	var baseline, rest []policyChange
+	for _, u := range managed {
+		ch := policyChange{verb: verbDelete, name: api.PolicyName(u.GetName()), class: classOf(u), object: u}
+		if ch.class == calico.ClassBaseline {
+			baseline = append(baseline, ch)
+		} else {
+			rest = append(rest, ch)
+		}
+	}
+	sortChanges(baseline)
+	sortChanges(rest)
+	return append(baseline, rest...)
 }

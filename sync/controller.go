@@ -94,12 +94,21 @@ type Controller struct {
 	recent *recent
 	// specs holds the canonical specs of managed policies; pass goroutine only.
 	specs specs
+	// lastFailed holds the writes that failed in the last pass, by policy
+	// or namespace name; pass goroutine only.
+	lastFailed map[string]error
+	// passesStarted counts the passes begun.
+	passesStarted atomic.Uint64
 }
 
 // PassResult summarises the last pass.
 type PassResult struct {
-	// Seq counts the passes since the controller was made.
-	Seq      uint64
+	// Seq counts the passes finished since the controller was made.
+	Seq uint64
+	// Started is the number of the pass among those begun: a pass with
+	// Started greater than PassesStarted() read before a change began
+	// after it.
+	Started  uint64
 	Kind     string
 	API      calico.API
 	Writes   map[string]int // by verb
@@ -247,6 +256,9 @@ func (c *Controller) LastPass() PassResult {
 	defer c.mu.Unlock()
 	return c.last
 }
+
+// PassesStarted returns how many passes have begun.
+func (c *Controller) PassesStarted() uint64 { return c.passesStarted.Load() }
 
 // LastPassOf returns the summary of the last pass of a kind: "event" or
 // "refresh".

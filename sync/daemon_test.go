@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
@@ -412,6 +414,8 @@ func TestSpoofing(t *testing.T) {
 }
 
 // 9. v1 mode end to end is covered above; cleanup leaves nothing behind.
+const cleanupUser = "calico-pni-cleanup"
+
 func TestCleanupLeavesNothing(t *testing.T) {
 	e := fixtureEnv(t)
 	cfg := config.Default()
@@ -422,13 +426,29 @@ func TestCleanupLeavesNothing(t *testing.T) {
 	assertCleanedUp(t, e, v128)
 }
 
+// assertCleanedUp runs the product's cleanup and checks that it removed
+// everything, in the order that never denies more than before: the
+// namespace labels, then the baseline, then the allows.
 func assertCleanedUp(t *testing.T, e *testbed.Env, api calico.API) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), nil)
+	m := mark(t, e)
+	as := testbed.As(e.Config, cleanupUser)
+	res, err := sync.Cleanup(ctx, kubernetes.NewForConfigOrDie(as), dynamic.NewForConfigOrDie(as), discovery.NewDiscoveryClientForConfigOrDie(as), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var writes []testbed.Write
+	all, err := e.Wire().Writes(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range all {
+		if w.Writer == cleanupUser {
+			writes = append(writes, w)
+		}
+	}
+	assertOrder(t, writes, []string{"out"}, []string{"delete baseline"}, []string{"delete allow"})
 	if res.Policies < 10 || res.Namespaces < 10 {
 		t.Errorf("cleanup removed %d policies and released %d namespaces; expected the fixture's", res.Policies, res.Namespaces)
 	}

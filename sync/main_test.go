@@ -62,6 +62,10 @@ func fixtureEnv(t *testing.T) *testbed.Env {
 	return e
 }
 
+// daemonUser is the identity a controller under test writes as; the wire
+// record (the API server's audit log) names it.
+const daemonUser = "calico-pni-daemon"
+
 // running is a controller under test.
 type running struct {
 	c      *sync.Controller
@@ -76,7 +80,7 @@ type running struct {
 // starts from the fixture alone.
 func start(t *testing.T, e *testbed.Env, cfg *config.Config, mutate ...func(*sync.Options)) *running {
 	t.Helper()
-	restCfg, writes := testbed.CountWrites(e.Config)
+	restCfg, writes := testbed.CountWrites(testbed.As(e.Config, daemonUser))
 	kube := kubernetes.NewForConfigOrDie(restCfg)
 	dyn := dynamic.NewForConfigOrDie(restCfg)
 	disc := discovery.NewDiscoveryClientForConfigOrDie(restCfg)
@@ -290,17 +294,17 @@ func policyNames(t *testing.T, e *testbed.Env, api calico.API) []string {
 	return names
 }
 
-// waitPass runs trigger and waits for the next pass of the given kind
-// ("event" or "refresh") to finish.
+// waitPass runs trigger and waits for a pass of the given kind ("event" or
+// "refresh") that began after the trigger to finish.
 func (r *running) waitPass(t *testing.T, kind string, trigger func()) sync.PassResult {
 	t.Helper()
-	before := r.c.LastPassOf(kind).Seq
+	before := r.c.PassesStarted()
 	trigger()
 	var res sync.PassResult
 	testbed.Eventually(t, 30*time.Second, func() error {
 		res = r.c.LastPassOf(kind)
-		if res.Seq <= before {
-			return fmt.Errorf("no new %s pass yet (last pass: %+v)", kind, r.c.LastPass())
+		if res.Started <= before {
+			return fmt.Errorf("no %s pass begun after the trigger has finished yet (last pass: %+v)", kind, r.c.LastPass())
 		}
 		return nil
 	})

@@ -15,25 +15,18 @@ import (
 	"github.com/calico-pni/calico-pni/policies"
 )
 
-// pass brings the cluster to the desired state once. The order of its
-// steps is the safety argument of calico-pni:
-//
-//  1. create and update allow policies;
-//  2. create and update baseline policies;
-//  3. patch namespaces: switching isolation on only for namespaces whose
-//     policies are all in place, and off for those that leave;
-//  4. delete policies no longer wanted, baseline first, and only if every
-//     earlier step succeeded.
-//
-// A namespace therefore never loses an allow it still needs, and is never
-// isolated before its allows exist.
+// pass brings the cluster to the desired state once, in the steps
+// described in steps.go: hold, widen, namespaces, baseline, narrow,
+// release. A namespace therefore never loses an allow it still needs, is
+// never isolated before its allows exist, and no single write denies what
+// both the state before the pass and the state after it allow.
 func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	start := time.Now()
 	kind := "event"
 	if refresh {
 		kind = "refresh"
 	}
-	result := PassResult{Kind: kind, Writes: map[string]int{}}
+	result := PassResult{Kind: kind, Writes: map[string]int{}, Started: c.passesStarted.Add(1)}
 	defer func() {
 		result.Duration, result.Err = time.Since(start), err
 		outcome := "ok"
@@ -81,25 +74,50 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 
 	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log, recent: c.recent}
 	c.specs.keep(state.policies)
-	writes, deletes, upToDate := planPolicies(desired.Policies, w.api, state.policies, c.specs.canon)
-	pr := newResults()
-	for _, class := range []calico.Class{calico.ClassAllow, calico.ClassBaseline} {
-		var step []policyChange
-		for _, ch := range writes {
-			if ch.class == class {
-				step = append(step, ch)
-				result.Writes[ch.verb]++
-			}
-		}
-		wr.writePolicies(ctx, step, pr)
-	}
-
 	invalid := map[string]error{}
 	for _, inv := range desired.Invalid {
 		invalid[inv.Name] = inv.Err
 	}
+	plan := planPolicies(planInput{
+		desired: desired.Policies, invalid: invalid, api: w.api,
+		managed: state.policies, canon: c.specs.canon, isolatedLive: state.anyIsolated(),
+	})
+	for _, name := range plan.kept {
+		c.log.Warn("policy left as it is on the server: its new form is invalid", "policy", name, "error", invalid[name])
+	}
+	pr := newResults()
+	count := func(changes []policyChange) {
+		for _, ch := range changes {
+			result.Writes[ch.verb]++
+		}
+	}
+	// writeStep makes one step's writes and reports whether they all
+	// succeeded (a failed write stops the steps after it).
+	writeStep := func(changes []policyChange) bool {
+		before := pr.failures()
+		count(changes)
+		wr.applyPolicies(ctx, changes, pr)
+		return pr.failures() == before && ctx.Err() == nil
+	}
+
+	// 1 and 2: hold-open policies, then the allows that widen. A failed
+	// widening write only holds the namespaces that need the policy.
+	if !writeStep(plan.hold) {
+		return c.finish(ctx, start, result, desired, nil, pr)
+	}
+	writeStep(plan.widen)
+
+	// 3: namespaces. A baseline about to be written in step 4 counts as in
+	// place, unless writing it failed in the last pass.
+	baselinePlanned := map[string]bool{}
+	for _, ch := range plan.baseline {
+		if ch.verb != verbDelete {
+			baselinePlanned[ch.name] = true
+		}
+	}
+	lastFailed := c.lastFailed
 	inPlace := func(name string) (bool, string) {
-		if upToDate[name] || pr.done[name] {
+		if plan.sufficient[name] || pr.done[name] {
 			return true, ""
 		}
 		if err, bad := invalid[name]; bad {
@@ -107,6 +125,15 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		}
 		if err, failed := pr.failed[name]; failed {
 			return false, err.Error()
+		}
+		if baselinePlanned[name] {
+			if err, failed := lastFailed[name]; failed {
+				return false, err.Error()
+			}
+			return true, ""
+		}
+		if plan.late[name] {
+			return false, "rewritten after the namespaces of this pass"
 		}
 		return false, "not written"
 	}
@@ -131,33 +158,57 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 			states[f.Status.State]++
 		}
 	}
+	if pr.failures() > 0 || nr.failures() > 0 || ctx.Err() != nil {
+		if n := len(plan.baseline) + len(plan.narrow) + len(plan.release); n > 0 {
+			c.log.Info("baseline and narrowing writes postponed until the writes before them succeed", "writes", n)
+		}
+		return c.finish(ctx, start, result, desired, states, pr, nr)
+	}
 
+	// 4, 5 and 6: the baseline, the allows that narrow (on the object
+	// that a union write returned), the hold-open policies.
+	for _, ch := range plan.narrow {
+		if ch.afterUnion {
+			if o := pr.objects[ch.name]; o != nil {
+				ch.object = mergeForUpdate(o, w.api.Object(ch.policy))
+			}
+		}
+	}
+	release := plan.release
+	for _, ch := range plan.hold {
+		if o := pr.objects[ch.name]; o != nil {
+			release = append(release, policyChange{verb: verbDelete, name: ch.name, class: ch.class, object: o})
+		}
+	}
+	for _, step := range [][]policyChange{plan.baseline, plan.narrow, release} {
+		if !writeStep(step) {
+			break
+		}
+	}
+	return c.finish(ctx, start, result, desired, states, pr, nr)
+}
+
+// finish records the outcome of a pass: metrics, readiness, the log line,
+// and the failed writes (which step 3 of the next pass reads).
+func (c *Controller) finish(ctx context.Context, start time.Time, result PassResult, desired policies.Desired, states map[policies.State]int, results ...*results) error {
 	var errs []error
-	for _, r := range []*results{pr, nr} {
+	c.lastFailed = map[string]error{}
+	for _, r := range results {
 		for _, name := range sortedKeys(r.failed) {
 			errs = append(errs, r.failed[name])
+			c.lastFailed[name] = r.failed[name]
 		}
 	}
-	if len(errs) == 0 {
-		dr := newResults()
-		wr.deletePolicies(ctx, deletes, dr)
-		if len(deletes) > 0 {
-			result.Writes[verbDelete] += len(deletes)
-		}
-		for _, name := range sortedKeys(dr.failed) {
-			errs = append(errs, dr.failed[name])
-		}
-	} else if len(deletes) > 0 {
-		c.log.Info("deletes postponed until the writes before them succeed", "deletes", len(deletes))
-	}
-
 	c.o.Metrics.ManagedPolicies.Set(float64(len(desired.Policies)))
 	c.o.Metrics.InvalidPolicies.Set(float64(len(desired.Invalid)))
-	c.o.Metrics.setNamespaces(states)
+	if states != nil {
+		c.o.Metrics.setNamespaces(states)
+	}
 	if len(errs) > 0 {
 		c.o.Metrics.Errors.WithLabelValues("write").Add(float64(len(errs)))
 	}
-	if ctx.Err() == nil {
+	if states != nil && ctx.Err() == nil {
+		// Every namespace was planned and every write attempted.
 		c.ready.Store(true)
 	}
 	total := 0
@@ -165,9 +216,9 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		total += n
 	}
 	if total > 0 || len(errs) > 0 {
-		c.log.Info("pass done", "kind", kind, "writes", result.Writes, "errors", len(errs), "duration", time.Since(start).String())
+		c.log.Info("pass done", "kind", result.Kind, "writes", result.Writes, "errors", len(errs), "duration", time.Since(start).String())
 	} else {
-		c.log.Debug("pass done, nothing to write", "kind", kind, "duration", time.Since(start).String())
+		c.log.Debug("pass done, nothing to write", "kind", result.Kind, "duration", time.Since(start).String())
 	}
 	return errors.Join(errs...)
 }

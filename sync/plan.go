@@ -2,7 +2,6 @@ package sync
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -33,50 +32,10 @@ type policyChange struct {
 	object *unstructured.Unstructured
 	// policy is the desired policy (not set for deletes).
 	policy calico.Policy
-}
-
-// planPolicies compares the desired policies with the managed ones. It
-// returns the creates and updates in write order (allow, then baseline),
-// the deletes in removal order (baseline, then allow), and the names of
-// desired policies that already match. canon gives the canonical spec of
-// a managed object (see specs).
-func planPolicies(desired []calico.Policy, api calico.API, managed []*unstructured.Unstructured, canon func(*unstructured.Unstructured) []byte) (writes, deletes []policyChange, upToDate map[string]bool) {
-	current := make(map[string]*unstructured.Unstructured, len(managed))
-	for _, u := range managed {
-		current[u.GetNamespace()+"/"+u.GetName()] = u
-	}
-	upToDate = map[string]bool{}
-	for _, p := range desired {
-		key := p.Namespace + "/" + api.StoredName(p.Name)
-		cur, ok := current[key]
-		delete(current, key)
-		switch {
-		case !ok:
-			writes = append(writes, policyChange{verbCreate, p.Name, p.Class, api.Object(p), p})
-		case matches(cur, p, canon):
-			upToDate[p.Name] = true
-		default:
-			writes = append(writes, policyChange{verbUpdate, p.Name, p.Class, mergeForUpdate(cur, api.Object(p)), p})
-		}
-	}
-	for _, u := range current {
-		class := calico.Class(u.GetLabels()[calico.ClassLabel])
-		if class != calico.ClassAllow {
-			// Unknown class: remove it early, as a baseline.
-			class = calico.ClassBaseline
-		}
-		deletes = append(deletes, policyChange{verb: verbDelete, name: api.PolicyName(u.GetName()), class: class, object: u})
-	}
-	slices.SortFunc(deletes, func(a, b policyChange) int {
-		if a.class != b.class {
-			if a.class == calico.ClassBaseline {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Or(cmp.Compare(a.object.GetNamespace(), b.object.GetNamespace()), cmp.Compare(a.object.GetName(), b.object.GetName()))
-	})
-	return writes, deletes, upToDate
+	// afterUnion marks the final write of a policy whose union with its
+	// old form was written earlier in the pass: the update is made on the
+	// object that write returned.
+	afterUnion bool
 }
 
 // matches compares a managed object with a desired policy on what

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/policies"
@@ -20,51 +19,6 @@ func testPolicy(name string, class calico.Class, selector string) calico.Policy 
 	return calico.Policy{Name: name, Class: class, Description: "d " + name, Spec: calico.GlobalNetworkPolicySpec{
 		Order: &order, NamespaceSelector: selector, Types: []calico.PolicyType{calico.Ingress},
 	}}
-}
-
-func TestPlanPolicies(t *testing.T) {
-	keep := testPolicy("pni-keep", calico.ClassAllow, "a == 'x'")
-	change := testPolicy("pni-change", calico.ClassAllow, "a == 'new'")
-	add := testPolicy("pni-add", calico.ClassAllow, "a == 'x'")
-	deny := testPolicy("pni-deny-ingress", calico.ClassBaseline, "a == 'x'")
-
-	keepObj := api328.Object(keep)
-	keepObj.SetResourceVersion("7")
-	oldChange := api328.Object(testPolicy("pni-change", calico.ClassAllow, "a == 'old'"))
-	oldChange.SetResourceVersion("8")
-	oldChange.SetLabels(map[string]string{calico.ManagedByLabel: calico.ManagedByValue, calico.ClassLabel: "allow", "team": "kept"})
-	oldChange.SetUID(types.UID("uid-change"))
-	goneAllow := api328.Object(testPolicy("pni-gone-allow", calico.ClassAllow, "a == 'x'"))
-	goneBaseline := api328.Object(testPolicy("pni-gone-deny", calico.ClassBaseline, "a == 'x'"))
-
-	writes, deletes, upToDate := planPolicies([]calico.Policy{add, change, keep, deny}, api328, []*unstructured.Unstructured{keepObj, oldChange, goneAllow, goneBaseline}, canonicalOf)
-
-	if !upToDate["pni-keep"] || len(upToDate) != 1 {
-		t.Errorf("upToDate = %v", upToDate)
-	}
-	var got []string
-	for _, w := range writes {
-		got = append(got, w.verb+" "+w.object.GetName())
-	}
-	want := []string{"create default.pni-add", "update default.pni-change", "create default.pni-deny-ingress"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("writes %v, want %v", got, want)
-	}
-	update := writes[1].object
-	if update.GetResourceVersion() != "8" || update.GetUID() != "uid-change" || update.GetLabels()["team"] != "kept" {
-		t.Errorf("an update must carry the resourceVersion and keep others' labels: %v", update.Object["metadata"])
-	}
-	got = nil
-	for _, d := range deletes {
-		got = append(got, d.object.GetName())
-	}
-	// The baseline goes first.
-	if !reflect.DeepEqual(got, []string{"default.pni-gone-deny", "default.pni-gone-allow"}) {
-		t.Errorf("deletes %v", got)
-	}
-	if deletes[0].name != "pni-gone-deny" {
-		t.Errorf("delete name %q, want the v3 name", deletes[0].name)
-	}
 }
 
 func TestMatchesComparesWhatCalicoPNIOwns(t *testing.T) {

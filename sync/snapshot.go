@@ -43,6 +43,17 @@ func (s *clusterState) addNamespaces(list []*corev1.Namespace) {
 	}
 }
 
+// anyIsolated reports whether a namespace on the server carries the
+// isolated label.
+func (s *clusterState) anyIsolated() bool {
+	for _, v := range s.namespaces {
+		if v.labels[policies.IsolatedLabel] == "true" {
+			return true
+		}
+	}
+	return false
+}
+
 func viewOf(ns *corev1.Namespace) namespaceView {
 	return namespaceView{labels: ns.Labels, annotations: ns.Annotations, deleting: ns.DeletionTimestamp != nil, resourceVersion: ns.ResourceVersion}
 }

@@ -33,15 +33,17 @@ type writer struct {
 	recent  *recent
 }
 
-// results collects the outcome of one step's writes.
+// results collects the outcome of writes.
 type results struct {
 	mu     gosync.Mutex
 	done   map[string]bool
 	failed map[string]error
+	// objects holds what the API server returned for policy writes.
+	objects map[string]*unstructured.Unstructured
 }
 
 func newResults() *results {
-	return &results{done: map[string]bool{}, failed: map[string]error{}}
+	return &results{done: map[string]bool{}, failed: map[string]error{}, objects: map[string]*unstructured.Unstructured{}}
 }
 
 func (r *results) record(name string, err error) {
@@ -52,6 +54,22 @@ func (r *results) record(name string, err error) {
 	} else {
 		r.done[name] = true
 	}
+}
+
+func (r *results) keep(name string, obj *unstructured.Unstructured) {
+	if obj == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.objects[name] = obj
+}
+
+// failures returns how many writes failed so far.
+func (r *results) failures() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.failed)
 }
 
 // each runs fn for every item with at most w.workers at a time.
@@ -67,10 +85,17 @@ func each[T any](w *writer, items []T, fn func(T)) {
 	_ = g.Wait()
 }
 
-// writePolicies creates and updates policies.
-func (w *writer) writePolicies(ctx context.Context, changes []policyChange, r *results) {
+// applyPolicies makes one step's policy writes (creates, updates and
+// deletes), in parallel, and returns once all are done.
+func (w *writer) applyPolicies(ctx context.Context, changes []policyChange, r *results) {
 	each(w, changes, func(c policyChange) {
-		r.record(c.name, w.writePolicy(ctx, c))
+		if c.verb == verbDelete {
+			r.record(c.name, w.deletePolicy(ctx, c))
+			return
+		}
+		obj, err := w.writePolicy(ctx, c)
+		r.keep(c.name, obj)
+		r.record(c.name, err)
 	})
 }
 
@@ -82,12 +107,12 @@ func (w *writer) resource(u *unstructured.Unstructured) dynamic.ResourceInterfac
 	return res
 }
 
-func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
+func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured.Unstructured, error) {
 	obj := c.object
 	kind := obj.GetKind()
 	if w.dryRun {
 		w.log.Info("dry run: would write policy", "verb", c.verb, "kind", kind, "name", obj.GetName())
-		return nil
+		return nil, nil
 	}
 	res := w.resource(obj)
 	opts := metav1.CreateOptions{FieldManager: FieldManager}
@@ -99,10 +124,10 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 			w.recent.policyWritten(key, "", created)
 			w.count(verbCreate, kind)
 			w.log.Info("created policy", "kind", kind, "name", obj.GetName())
-			return nil
+			return created, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+			return nil, fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 		}
 		// Made since the cache was filled: read it and update it if ours.
 	case verbUpdate:
@@ -113,13 +138,14 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 			w.recent.policyWritten(key, obj.GetResourceVersion(), updated)
 			w.count(verbUpdate, kind)
 			w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
-			return nil
+			return updated, nil
 		}
 		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
+			return nil, fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
 		}
 	}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	var written *unstructured.Unstructured
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := res.Get(ctx, obj.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			fresh := obj.DeepCopy()
@@ -131,6 +157,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 			}
 			w.recent.policyWritten(key, "", created)
 			w.count(verbCreate, kind)
+			written = created
 			return nil
 		}
 		if err != nil {
@@ -143,6 +170,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 		if matches(cur, c.policy, canonicalOf) {
 			// Already as wanted: the cache was behind.
 			w.recent.policyWritten(key, obj.GetResourceVersion(), cur)
+			written = cur
 			return nil
 		}
 		update := mergeForUpdate(cur, obj)
@@ -156,37 +184,34 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) error {
 		w.recent.policyWritten(key, obj.GetResourceVersion(), updated)
 		w.count(verbUpdate, kind)
 		w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
+		written = updated
 		return nil
 	})
+	return written, err
 }
 
-// deletePolicies deletes managed policies, each only if it is still the
-// object calico-pni saw (same UID).
-func (w *writer) deletePolicies(ctx context.Context, changes []policyChange, r *results) {
-	each(w, changes, func(c policyChange) {
-		obj := c.object
-		if w.dryRun {
-			w.log.Info("dry run: would delete policy", "kind", obj.GetKind(), "name", obj.GetName())
-			r.record(c.name, nil)
-			return
-		}
-		uid := obj.GetUID()
-		err := w.resource(obj).Delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		switch {
-		case err == nil:
-			w.recent.policyWritten(obj.GetNamespace()+"/"+obj.GetName(), obj.GetResourceVersion(), nil)
-			w.count(verbDelete, obj.GetKind())
-			w.log.Info("deleted policy", "kind", obj.GetKind(), "name", obj.GetName())
-		case apierrors.IsNotFound(err):
-			err = nil
-		case apierrors.IsConflict(err):
-			// Replaced by another object since: not the one calico-pni saw.
-			err = nil
-		default:
-			err = fmt.Errorf("deleting %s %s: %w", obj.GetKind(), obj.GetName(), err)
-		}
-		r.record(c.name, err)
-	})
+// deletePolicy deletes a managed policy only if it is still the object
+// calico-pni saw (same UID).
+func (w *writer) deletePolicy(ctx context.Context, c policyChange) error {
+	obj := c.object
+	if w.dryRun {
+		w.log.Info("dry run: would delete policy", "kind", obj.GetKind(), "name", obj.GetName())
+		return nil
+	}
+	uid := obj.GetUID()
+	err := w.resource(obj).Delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	switch {
+	case err == nil:
+		w.recent.policyWritten(obj.GetNamespace()+"/"+obj.GetName(), obj.GetResourceVersion(), nil)
+		w.count(verbDelete, obj.GetKind())
+		w.log.Info("deleted policy", "kind", obj.GetKind(), "name", obj.GetName())
+		return nil
+	case isGone(err):
+		// Gone, or replaced by another object since: not the one
+		// calico-pni saw.
+		return nil
+	}
+	return fmt.Errorf("deleting %s %s: %w", obj.GetKind(), obj.GetName(), err)
 }
 
 // patchNamespaces writes namespace labels and status with merge patches

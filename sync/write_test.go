@@ -31,7 +31,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 
 	old := testPolicy("pni-a", calico.ClassAllow, "a == 'old'")
 	r := newResults()
-	w.writePolicies(ctx, []policyChange{{verbCreate, old.Name, old.Class, api328.Object(old), old}}, r)
+	w.applyPolicies(ctx, []policyChange{{verb: verbCreate, name: old.Name, class: old.Class, object: api328.Object(old), policy: old}}, r)
 	if len(r.failed) > 0 {
 		t.Fatal(r.failed)
 	}
@@ -50,7 +50,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	desired := testPolicy("pni-a", calico.ClassAllow, "a == 'new'")
 	writes0 := writes.Count()
 	r = newResults()
-	w.writePolicies(ctx, []policyChange{{verbUpdate, desired.Name, desired.Class, mergeForUpdate(cached, api328.Object(desired)), desired}}, r)
+	w.applyPolicies(ctx, []policyChange{{verb: verbUpdate, name: desired.Name, class: desired.Class, object: mergeForUpdate(cached, api328.Object(desired)), policy: desired}}, r)
 	if len(r.failed) > 0 || !r.done["pni-a"] {
 		t.Fatalf("update failed: %v", r.failed)
 	}
@@ -73,17 +73,21 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	// A policy of the same name without calico-pni's label is refused.
 	unmanaged := api328.Object(testPolicy("pni-b", calico.ClassAllow, "a == 'x'"))
 	unmanaged.SetLabels(map[string]string{"team": "x"})
-	if _, err := gnp.Create(ctx, unmanaged, metav1.CreateOptions{}); err != nil {
+	theirs, err := gnp.Create(ctx, unmanaged, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	mine := testPolicy("pni-b", calico.ClassAllow, "a == 'mine'")
 	r = newResults()
-	w.writePolicies(ctx, []policyChange{{verbCreate, mine.Name, mine.Class, api328.Object(mine), mine}}, r)
+	w.applyPolicies(ctx, []policyChange{{verb: verbCreate, name: mine.Name, class: mine.Class, object: api328.Object(mine), policy: mine}}, r)
 	if err := r.failed["pni-b"]; err == nil || !strings.Contains(err.Error(), "is not managed by calico-pni") {
 		t.Errorf("writing over an unmanaged policy: %v", err)
 	}
-	after, _ := gnp.Get(ctx, "default.pni-b", metav1.GetOptions{})
-	if after.GetLabels()["team"] != "x" || after.GetResourceVersion() == "" {
-		t.Errorf("the unmanaged policy was changed: %v", after.Object)
+	after, err := gnp.Get(ctx, "default.pni-b", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.GetResourceVersion() != theirs.GetResourceVersion() {
+		t.Errorf("the unmanaged policy was changed: resourceVersion %s, was %s: %v", after.GetResourceVersion(), theirs.GetResourceVersion(), after.Object)
 	}
 }

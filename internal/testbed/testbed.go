@@ -40,6 +40,8 @@ type Env struct {
 	Dynamic dynamic.Interface
 	env     *envtest.Environment
 	certDir string
+	// auditPath is the API server's audit log (see Wire).
+	auditPath string
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs asked for.
@@ -84,12 +86,19 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	apiServer.CertDir = certDir
+	flags, auditPath, err := configureAudit(certDir)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range flags {
+		apiServer.Configure().Set(k, v)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	cfg.QPS, cfg.Burst = 1000, 2000
-	e := &Env{Config: cfg, env: env, certDir: certDir}
+	e := &Env{Config: cfg, env: env, certDir: certDir, auditPath: auditPath}
 	if e.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, errors.Join(err, env.Stop())
 	}

@@ -1,0 +1,339 @@
+package sync
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/policies"
+)
+
+// A pass writes in steps. Each step finishes, and its results are checked,
+// before the next begins, and a failed write stops the steps after it
+// (a failed widening write only holds the namespaces that need it; see
+// pass). The order keeps calico-pni's safety promise: at no moment is a
+// connection denied that both the state before the pass and the state
+// after it allow, nor allowed that both deny.
+//
+//  1. hold: when isolation is switched on or off in one direction
+//     (isolateEgress), a hold-open policy keeps that direction as it is
+//     for isolated namespaces (policies.HoldOpen);
+//  2. widen: allow policies that permit more: new ones, updates that only
+//     add, and for updates that add and remove, the union of the old and
+//     the new policy;
+//  3. namespaces: labels and status; a namespace is switched into
+//     isolation only once every policy it needs is in place, and out of
+//     isolation here, before anything it relies on goes;
+//  4. baseline: the deny baseline is created, changed or deleted;
+//  5. narrow: allow policies that permit less: the final form after a
+//     union, updates that only remove, deletes;
+//  6. release: the hold-open policies go.
+//
+// Allow policies hold Allow (or, in calico-pni's own tier, Pass) rules
+// only, so a policy permits at least what another permits when it selects
+// the same endpoints in at least the same directions and begins with the
+// other's rules (covers): every connection that the shorter list decides
+// is decided by the same rule in the longer one.
+
+// policyPlan is the policy writes of one pass, by step.
+type policyPlan struct {
+	hold, widen, baseline, narrow, release []policyChange
+	// sufficient names the desired policies whose live copy already
+	// permits at least what the desired policy permits: a namespace that
+	// needs one may be isolated before the policy is rewritten.
+	sufficient map[string]bool
+	// late names the desired allow policies that could not be widened
+	// first (no union of old and new exists) and are rewritten in the
+	// narrowing step; namespaces that need them wait for the next pass.
+	late map[string]bool
+	// kept names the live policies that are left as they are because
+	// their desired form failed validation.
+	kept []string
+}
+
+// planInput is what planPolicies compares.
+type planInput struct {
+	desired []calico.Policy
+	// invalid holds the v3 names of policies that failed validation: their
+	// live copies are neither updated nor deleted.
+	invalid map[string]error
+	api     calico.API
+	managed []*unstructured.Unstructured
+	canon   func(*unstructured.Unstructured) []byte
+	// isolatedLive is true when some namespace on the server carries the
+	// isolated label, so that switching a direction affects traffic.
+	isolatedLive bool
+}
+
+// planPolicies sorts every difference between the desired and the managed
+// policies into the steps above.
+func planPolicies(in planInput) policyPlan {
+	plan := policyPlan{sufficient: map[string]bool{}, late: map[string]bool{}}
+	api := in.api
+	current := make(map[string]*unstructured.Unstructured, len(in.managed))
+	for _, u := range in.managed {
+		current[u.GetNamespace()+"/"+u.GetName()] = u
+	}
+	liveDirs, wantDirs := map[calico.PolicyType]bool{}, map[calico.PolicyType]bool{}
+	liveHold := map[string]bool{}
+	for _, u := range in.managed {
+		if classOf(u) == calico.ClassHold {
+			liveHold[api.PolicyName(u.GetName())] = true
+			continue
+		}
+		for _, t := range typesOf(u) {
+			liveDirs[t] = true
+		}
+	}
+
+	for _, p := range in.desired {
+		for _, t := range p.Spec.Types {
+			wantDirs[t] = true
+		}
+		key := p.Namespace + "/" + api.StoredName(p.Name)
+		cur, ok := current[key]
+		delete(current, key)
+		switch {
+		case !ok:
+			ch := policyChange{verb: verbCreate, name: p.Name, class: p.Class, object: api.Object(p), policy: p}
+			if p.Class == calico.ClassAllow {
+				plan.widen = append(plan.widen, ch)
+			} else {
+				plan.baseline = append(plan.baseline, ch)
+			}
+		case matches(cur, p, in.canon):
+			plan.sufficient[p.Name] = true
+		case p.Class != calico.ClassAllow:
+			plan.baseline = append(plan.baseline, update(cur, p, api))
+		default:
+			plan.planAllowUpdate(cur, p, api)
+		}
+	}
+
+	for _, u := range current {
+		name := api.PolicyName(u.GetName())
+		if _, bad := in.invalid[name]; bad {
+			plan.kept = append(plan.kept, name)
+			continue
+		}
+		ch := policyChange{verb: verbDelete, name: name, class: classOf(u), object: u}
+		switch ch.class {
+		case calico.ClassHold:
+			plan.release = append(plan.release, ch)
+		case calico.ClassBaseline:
+			plan.baseline = append(plan.baseline, ch)
+		default:
+			// Allow policies, and anything whose class label was tampered
+			// with, go last: deleting late never denies what the end state
+			// allows.
+			plan.narrow = append(plan.narrow, ch)
+		}
+	}
+
+	if in.isolatedLive {
+		for _, dir := range []calico.PolicyType{calico.Ingress, calico.Egress} {
+			if liveDirs[dir] != wantDirs[dir] && !liveHold[policies.HoldOpenName(dir)] {
+				h := policies.HoldOpen(dir)
+				plan.hold = append(plan.hold, policyChange{verb: verbCreate, name: h.Name, class: h.Class, object: api.Object(h), policy: h})
+			}
+		}
+	}
+	for _, steps := range [][]policyChange{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
+		sortChanges(steps)
+	}
+	slices.Sort(plan.kept)
+	return plan
+}
+
+// planAllowUpdate sorts an update of an allow policy: widening, narrowing,
+// or both (then the union first and the final form last).
+func (plan *policyPlan) planAllowUpdate(cur *unstructured.Unstructured, p calico.Policy, api calico.API) {
+	live, err := calico.SpecOf(cur)
+	if err != nil || classOf(cur) != calico.ClassAllow {
+		// An unreadable or relabelled copy is not what Calico enforces as
+		// calico-pni's: writing the desired one first can only help.
+		plan.widen = append(plan.widen, update(cur, p, api))
+		return
+	}
+	switch {
+	case covers(p.Spec, live):
+		plan.widen = append(plan.widen, update(cur, p, api))
+	case covers(live, p.Spec):
+		plan.narrow = append(plan.narrow, update(cur, p, api))
+		plan.sufficient[p.Name] = true
+	default:
+		if u, ok := unionSpec(live, p.Spec); ok {
+			wide := p
+			wide.Spec = u
+			plan.widen = append(plan.widen, update(cur, wide, api))
+			final := update(cur, p, api)
+			final.afterUnion = true
+			plan.narrow = append(plan.narrow, final)
+			return
+		}
+		plan.narrow = append(plan.narrow, update(cur, p, api))
+		plan.late[p.Name] = true
+	}
+}
+
+func update(cur *unstructured.Unstructured, p calico.Policy, api calico.API) policyChange {
+	return policyChange{verb: verbUpdate, name: p.Name, class: p.Class, object: mergeForUpdate(cur, api.Object(p)), policy: p}
+}
+
+func sortChanges(changes []policyChange) {
+	slices.SortFunc(changes, func(a, b policyChange) int {
+		return cmp.Or(cmp.Compare(a.object.GetNamespace(), b.object.GetNamespace()), cmp.Compare(a.object.GetName(), b.object.GetName()))
+	})
+}
+
+// classOf reads the class label of a managed object.
+func classOf(u *unstructured.Unstructured) calico.Class {
+	return calico.Class(u.GetLabels()[calico.ClassLabel])
+}
+
+// typesOf reads spec.types of a stored policy without decoding the rest.
+func typesOf(u *unstructured.Unstructured) []calico.PolicyType {
+	raw, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "types")
+	out := make([]calico.PolicyType, 0, len(raw))
+	for _, t := range raw {
+		out = append(out, calico.PolicyType(t))
+	}
+	return out
+}
+
+// covers reports whether a permits at least what b permits: the same
+// endpoints selected, at least b's directions, and in each direction b's
+// rules at the start of a's.
+func covers(a, b calico.GlobalNetworkPolicySpec) bool {
+	if !sameSelection(a, b) {
+		return false
+	}
+	for _, t := range b.Types {
+		if !slices.Contains(a.Types, t) {
+			return false
+		}
+	}
+	return rulesPrefix(b.Ingress, a.Ingress) && rulesPrefix(b.Egress, a.Egress)
+}
+
+// sameSelection compares what decides which endpoints a policy applies to
+// and where it stands in the evaluation order.
+func sameSelection(a, b calico.GlobalNetworkPolicySpec) bool {
+	a.Types, a.Ingress, a.Egress = nil, nil, nil
+	b.Types, b.Ingress, b.Egress = nil, nil, nil
+	return calico.SpecEqual(a, b)
+}
+
+func rulesPrefix(prefix, rules []calico.Rule) bool {
+	if len(prefix) > len(rules) {
+		return false
+	}
+	for i := range prefix {
+		if !ruleEqual(prefix[i], rules[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func ruleEqual(a, b calico.Rule) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}
+
+// unionSpec returns a policy that permits what old or new permits and
+// nothing else: old's rules followed by new's other rules (first match
+// decides, so every connection gets old's verdict or new's). When the two
+// select different endpoints, each rule is pinned to the endpoints of its
+// own policy (ingress rules by their destination, egress rules by their
+// source), and the union selects the endpoints of both; the extra
+// endpoints it selects are isolated namespaces' pods, already under the
+// baseline, so selecting them changes nothing. It reports false when no
+// such policy can be written.
+func unionSpec(old, new calico.GlobalNetworkPolicySpec) (calico.GlobalNetworkPolicySpec, bool) {
+	u := new
+	u.Types = nil
+	for _, t := range []calico.PolicyType{calico.Ingress, calico.Egress} {
+		if slices.Contains(old.Types, t) || slices.Contains(new.Types, t) {
+			u.Types = append(u.Types, t)
+		}
+	}
+	if sameSelection(old, new) {
+		u.Ingress = unionRules(old.Ingress, new.Ingress, nil, nil)
+		u.Egress = unionRules(old.Egress, new.Egress, nil, nil)
+		return u, true
+	}
+	sameOrder := (old.Order == nil) == (new.Order == nil) && (old.Order == nil || *old.Order == *new.Order)
+	if old.NamespaceSelector == "" || new.NamespaceSelector == "" || old.ServiceAccountSelector != "" || new.ServiceAccountSelector != "" ||
+		!sameOrder || old.Tier != new.Tier || old.DoNotTrack || old.PreDNAT || old.ApplyOnForward {
+		return u, false
+	}
+	u.NamespaceSelector = orSelectors(old.NamespaceSelector, new.NamespaceSelector)
+	u.Selector = ""
+	if old.Selector != "" && new.Selector != "" {
+		u.Selector = orSelectors(old.Selector, new.Selector)
+	}
+	ok := true
+	pin := func(spec calico.GlobalNetworkPolicySpec, ingress bool) func(calico.Rule) calico.Rule {
+		return func(r calico.Rule) calico.Rule {
+			e := &r.Source
+			if ingress {
+				e = &r.Destination
+			}
+			if e.Services != nil {
+				// A services match cannot be combined with selectors.
+				ok = false
+			}
+			e.NamespaceSelector = andSelectors(e.NamespaceSelector, spec.NamespaceSelector)
+			e.Selector = andSelectors(e.Selector, spec.Selector)
+			return r
+		}
+	}
+	u.Ingress = unionRules(old.Ingress, new.Ingress, pin(old, true), pin(new, true))
+	u.Egress = unionRules(old.Egress, new.Egress, pin(old, false), pin(new, false))
+	if !ok {
+		return u, false
+	}
+	if err := calico.Validate(calico.Policy{Name: "union", Class: calico.ClassAllow, Spec: u}); err != nil {
+		return u, false
+	}
+	return u, true
+}
+
+// unionRules returns old's rules, then new's rules that old lacks, each
+// passed through its side's pin (nil: as it is).
+func unionRules(old, new []calico.Rule, pinOld, pinNew func(calico.Rule) calico.Rule) []calico.Rule {
+	var out []calico.Rule
+	for _, r := range old {
+		if pinOld != nil {
+			r = pinOld(r)
+		}
+		out = append(out, r)
+	}
+	for _, r := range new {
+		if slices.ContainsFunc(old, func(o calico.Rule) bool { return ruleEqual(o, r) }) {
+			continue
+		}
+		if pinNew != nil {
+			r = pinNew(r)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func orSelectors(a, b string) string { return "(" + a + ") || (" + b + ")" }
+
+func andSelectors(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return "(" + a + ") && (" + b + ")"
+}

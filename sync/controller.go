@@ -268,6 +268,17 @@ func (c *Controller) LastPassOf(kind string) PassResult {
 	return c.lastOf[kind]
 }
 
+// RefreshSchedule returns the refresh schedule in force and when it next
+// fires (zero when this replica does not lead).
+func (c *Controller) RefreshSchedule() (string, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cron == nil || c.cronID == 0 {
+		return c.schedule, time.Time{}
+	}
+	return c.schedule, c.cron.Entry(c.cronID).Next
+}
+
 // Refresh starts a pass that reads everything from the API server and
 // detects the Calico API again, as the refresh schedule does.
 func (c *Controller) Refresh() { c.enqueue(refreshKey) }

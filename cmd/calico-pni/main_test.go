@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,16 @@ import (
 var env *testbed.Env
 
 func TestMain(m *testing.M) {
+	// Tests that need calico-pni as a process of its own (to stop it with
+	// a signal) run this test binary as the command: see startProcess.
+	if args := os.Getenv(asCommandEnv); args != "" {
+		var argv []string
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(exitUsage)
+		}
+		os.Exit(run(argv, os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(testbed.Run(m, testbed.Options{CalicoV1: true, CalicoV3: true, CalicoVersion: "v3.28.5"}, &env))
 }
 

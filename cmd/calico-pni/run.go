@@ -115,14 +115,16 @@ func runRun(args []string, _ io.Reader, _, stderr io.Writer) int {
 	klog.SetSlogLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the configuration; catch it before anything else, so
+	// that an early one never ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := startDaemon(ctx, f, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "calico-pni run:", err)
 		return exitInvalid
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
@@ -168,6 +170,11 @@ type daemon struct {
 	http       *http.Server
 	addr       string
 	done       chan struct{}
+	// lock is the leader Lease behind its write fence (nil without leader
+	// election).
+	lock *leaseFence
+	// polls counts the looks at the configuration file.
+	polls atomic.Int64
 }
 
 // startDaemon checks the configuration, connects, fills the caches and
@@ -179,31 +186,43 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 	if err != nil {
 		return nil, err
 	}
-	rest, err := restConfig(f.kubeconfig)
+	restCfg, err := restConfig(f.kubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	rest.QPS, rest.Burst = float32(f.qps), f.burst
-	rest.UserAgent = "calico-pni/" + version
-	kube, err := kubernetes.NewForConfig(rest)
+	restCfg.QPS, restCfg.Burst = float32(f.qps), f.burst
+	restCfg.UserAgent = "calico-pni/" + version
+	// The lease is renewed through a client of its own; the controller's
+	// writes pass through the lease fence.
+	electionKube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(rest)
+	d := &daemon{f: f, log: log, registry: prometheus.NewRegistry(), done: make(chan struct{})}
+	writes := restCfg
+	if f.leaderElect {
+		d.lock = newLeaseLock(f, electionKube)
+		writes = rest.CopyConfig(restCfg)
+		writes.Wrap(d.lock.wrap)
+	}
+	kube, err := kubernetes.NewForConfig(writes)
 	if err != nil {
 		return nil, err
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(rest)
+	dyn, err := dynamic.NewForConfig(writes)
+	if err != nil {
+		return nil, err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(writes)
 	if err != nil {
 		return nil, err
 	}
 
-	d := &daemon{f: f, log: log, registry: prometheus.NewRegistry(), done: make(chan struct{})}
 	d.configHash.Store(content)
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = sync.NewMetrics(d.registry)
 
-	recorder, self := eventRecorder(ctx, rest, f)
+	recorder, self := eventRecorder(ctx, restCfg, f)
 	d.controller, err = sync.New(sync.Options{
 		Kube: kube, Dynamic: dyn, Discovery: disc, Config: cfg,
 		CalicoVersion: f.calicoVersion, DryRun: f.dryRun, Workers: f.workers, Debounce: f.debounce,
@@ -222,7 +241,7 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 	go d.watchConfig(ctx)
 	go func() {
 		defer close(d.done)
-		d.lead(ctx, kube)
+		d.lead(ctx)
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = d.http.Shutdown(shutdown)
@@ -303,9 +322,34 @@ func (d *daemon) serve() error {
 	return nil
 }
 
+// newLeaseLock makes the lock on the leader Lease, with an identity no
+// other replica shares, behind the fence that guards the writes.
+func newLeaseLock(f runFlags, kube kubernetes.Interface) *leaseFence {
+	ns := f.leaseNS
+	if ns == "" {
+		ns = f.podNamespace
+	}
+	if ns == "" {
+		ns = inClusterNamespace()
+	}
+	id := f.podName
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	id += "_" + hex.EncodeToString(suffix)
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: f.leaseName},
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	return newLeaseFence(lock, f.renewDeadline)
+}
+
 // lead reconciles while this replica leads, until ctx ends. Losing the
 // lease stops the writes and the replica campaigns again.
-func (d *daemon) lead(ctx context.Context, kube kubernetes.Interface) {
+func (d *daemon) lead(ctx context.Context) {
 	run := func(lctx context.Context) {
 		d.leading.Store(true)
 		defer d.leading.Store(false)
@@ -315,28 +359,10 @@ func (d *daemon) lead(ctx context.Context, kube kubernetes.Interface) {
 		run(ctx)
 		return
 	}
-	ns := d.f.leaseNS
-	if ns == "" {
-		ns = d.f.podNamespace
-	}
-	if ns == "" {
-		ns = inClusterNamespace()
-	}
-	id := d.f.podName
-	if id == "" {
-		id, _ = os.Hostname()
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	id += "_" + hex.EncodeToString(suffix)
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: d.f.leaseName},
-		Client:     kube.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
+	id := d.lock.Identity()
 	for ctx.Err() == nil {
 		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-			Lock:            lock,
+			Lock:            d.lock,
 			LeaseDuration:   d.f.leaseDuration,
 			RenewDeadline:   d.f.renewDeadline,
 			RetryPeriod:     d.f.retryPeriod,
@@ -344,7 +370,7 @@ func (d *daemon) lead(ctx context.Context, kube kubernetes.Interface) {
 			Name:            d.f.leaseName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
-					d.log.Info("leading", "identity", id, "lease", ns+"/"+d.f.leaseName)
+					d.log.Info("leading", "identity", id, "lease", d.lock.Describe())
 					run(lctx)
 				},
 				OnStoppedLeading: func() { d.log.Info("not leading", "identity", id) },
@@ -395,6 +421,7 @@ func (d *daemon) watchConfig(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			d.polls.Add(1)
 			content, err := os.ReadFile(d.f.configPath)
 			if err == nil && bytes.Equal(content, d.configHash.Load().([]byte)) {
 				continue

@@ -43,16 +43,17 @@ func TestRunRefusesBadConfig(t *testing.T) {
 }
 
 // testDaemon starts `calico-pni run` in-process against the test server.
-func testDaemon(t *testing.T, ctx context.Context, name, kubeconfig, configPath string) *daemon {
+// Later flags in extra override the defaults here.
+func testDaemon(t *testing.T, ctx context.Context, name, kubeconfig, configPath string, extra ...string) *daemon {
 	t.Helper()
 	var f runFlags
 	fs := newRunFlagSet(&f)
-	args := []string{
+	args := append([]string{
 		"--kubeconfig", kubeconfig, "--config", configPath, "--config-poll", "1h",
 		"--http-address", "127.0.0.1:0", "--pod-name", name, "--pod-namespace", "default",
 		"--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms",
 		"--debounce", "20ms",
-	}
+	}, extra...)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package calico
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -70,28 +71,41 @@ func TestSelectorMatches(t *testing.T) {
 	}
 }
 
-func TestParseSelectorRoundTrip(t *testing.T) {
-	inputs := []string{
-		"calico-pni.io/isolated == 'true'",
-		`a == "x" && b != 'y'`,
-		"has(network-policy/role_redis) || has(network-policy/allow_redis)",
-		"k in {'a', 'b'} && k2 not in {'c'}",
-		"!(has(a) && has(b)) || c starts with 'x' && d ends with 'y' && e contains 'z'",
-		"all()",
-		"((a == 'b'))",
-		"!!has(a)",
+// The parser builds the expression the text means (operators, precedence,
+// values), and its printed form parses back to the same expression.
+func TestParseSelectorStructure(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Selector
+	}{
+		{"calico-pni.io/isolated == 'true'", Eq("calico-pni.io/isolated", "true")},
+		{`a == "x" && b != 'y'`, And(Eq("a", "x"), NotEq("b", "y"))},
+		{"has(network-policy/role_redis) || has(network-policy/allow_redis)", Or(Has("network-policy/role_redis"), Has("network-policy/allow_redis"))},
+		{"k in {'b', 'a'} && k2 not in {'c'}", And(In("k", "a", "b"), NotIn("k2", "c"))},
+		// && binds tighter than ||; ! applies to what follows it.
+		{"!(has(a) && has(b)) || c starts with 'x' && d ends with 'y' && e contains 'z'",
+			Or(Not(And(Has("a"), Has("b"))), And(StartsWith("c", "x"), EndsWith("d", "y"), Contains("e", "z")))},
+		{"a == 'x' || b == 'y' && c == 'z'", Or(Eq("a", "x"), And(Eq("b", "y"), Eq("c", "z")))},
+		{"(a == 'x' || b == 'y') && c == 'z'", And(Or(Eq("a", "x"), Eq("b", "y")), Eq("c", "z"))},
+		{"all()", All()},
+		{"", All()},
+		{"((a == 'b'))", Eq("a", "b")},
+		{"!!has(a)", Not(Not(Has("a")))},
+		{"a startswith 'x'", StartsWith("a", "x")},
+		{"has( a )", Has("a")},
 	}
-	for _, in := range inputs {
-		s, err := ParseSelector(in)
+	for _, tt := range tests {
+		got, err := ParseSelector(tt.in)
 		if err != nil {
-			t.Fatalf("ParseSelector(%q): %v", in, err)
+			t.Errorf("ParseSelector(%q): %v", tt.in, err)
+			continue
 		}
-		again, err := ParseSelector(s.String())
-		if err != nil {
-			t.Fatalf("ParseSelector(%q) (printed from %q): %v", s.String(), in, err)
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseSelector(%q) = %#v, want %#v", tt.in, got, tt.want)
 		}
-		if again.String() != s.String() {
-			t.Errorf("round trip of %q: %q then %q", in, s.String(), again.String())
+		again, err := ParseSelector(got.String())
+		if err != nil || !reflect.DeepEqual(again, tt.want) {
+			t.Errorf("%q printed as %q, which parses to %#v (%v)", tt.in, got.String(), again, err)
 		}
 	}
 }

@@ -173,17 +173,49 @@ func TestLoad(t *testing.T) {
 
 // FuzzParse checks that no input makes the loader panic, and that whatever
 // it accepts is valid.
+// FuzzParse checks what the loader promises about any input: an accepted
+// file describes the configuration completely (printed and read again, it
+// gives the same configuration), and a refused one is refused with
+// messages that each name the field at fault (or say the file is not a
+// YAML mapping).
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"", "dns: {mode: any}", "roles: {redis: {ports: [6379, '1:2', http]}}", "kubeAPI: {extraCIDRs: [10.0.0.0/8]}", "exemptNamespaces: ['a-*']", "[1, 2]", "null", "monitoring: [{namespace: a, serviceAccounts: [b]}]"} {
+	for _, s := range []string{"", "dns: {mode: any}", "roles: {redis: {ports: [6379, '1:2', http]}}", "kubeAPI: {extraCIDRs: [10.0.0.0/8]}",
+		"exemptNamespaces: ['a-*']", "[1, 2]", "null", "monitoring: [{namespace: a, serviceAccounts: [b]}]",
+		"dns: {mode: everywhere}", "kubeAPI: {port: 0}", "roles: {x: {ports: []}}", "bogus: 1", "isolateEgress: maybe"} {
 		f.Add([]byte(s))
+	}
+	topLevel := map[string]bool{}
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		topLevel[name] = true
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if strings.HasPrefix(line, "not valid YAML") || strings.HasPrefix(line, "the file must be a mapping") {
+					continue
+				}
+				field, why, _ := strings.Cut(line, ": ")
+				first, _, _ := strings.Cut(field, ".")
+				first, _, _ = strings.Cut(first, "[")
+				if !topLevel[first] && !(strings.HasPrefix(why, "unknown field") && field != "") {
+					t.Fatalf("Parse(%q) refused it with %q, which names no field of the file", data, line)
+				}
+			}
 			return
 		}
-		if err := cfg.Validate(); err != nil {
-			t.Fatalf("Parse accepted %q but the result does not validate: %v", data, err)
+		printed, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(printed)
+		if err != nil {
+			t.Fatalf("Parse(%q) accepted it, but its printed form %s is refused: %v", data, printed, err)
+		}
+		if !reflect.DeepEqual(cfg, again) {
+			t.Fatalf("Parse(%q) and the reading of its printed form differ:\n%+v\n%+v", data, cfg, again)
 		}
 	})
 }

@@ -100,7 +100,12 @@ func walk(doc any, target reflect.Value, path string) error {
 		for _, k := range keys {
 			i, ok := fields[k]
 			if !ok {
-				return fmt.Errorf("%s: unknown field; known fields here are %s", join(path, k), strings.Join(names, ", "))
+				shown := k
+				if strings.TrimSpace(k) == "" {
+					// A key YAML reads as empty ("! :") must still be named.
+					shown = fmt.Sprintf("%q", k)
+				}
+				return fmt.Errorf("%s: unknown field; known fields here are %s", join(path, shown), strings.Join(names, ", "))
 			}
 			if err := walk(m[k], target.Field(i), join(path, k)); err != nil {
 				return err

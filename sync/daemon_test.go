@@ -80,6 +80,12 @@ func TestColdStart(t *testing.T) {
 	}
 	// An event that changes nothing calico-pni reads: nothing to write.
 	n = r.writes.Count()
+	t.Cleanup(func() {
+		patch := []byte(`{"metadata":{"annotations":{"example.com/touched":null}}}`)
+		if _, err := e.Kube.CoreV1().Namespaces().Patch(context.Background(), "sandbox", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
 	r.waitPass(t, "event", func() {
 		patch := []byte(`{"metadata":{"annotations":{"example.com/touched":"yes"}}}`)
 		if _, err := e.Kube.CoreV1().Namespaces().Patch(context.Background(), "sandbox", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
@@ -88,10 +94,6 @@ func TestColdStart(t *testing.T) {
 	})
 	if got := r.writes.Since(n); len(got) != 0 {
 		t.Errorf("after a change calico-pni does not read, the controller wrote %v", got)
-	}
-	patch := []byte(`{"metadata":{"annotations":{"example.com/touched":null}}}`)
-	if _, err := e.Kube.CoreV1().Namespaces().Patch(context.Background(), "sandbox", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,9 +49,19 @@ func TestAPIServerRestart(t *testing.T) {
 	if err := e.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // the daemon's watches and requests fail meanwhile
+	// The outage is real: the API server refuses requests, and a pass of
+	// the daemon fails on it.
+	if _, err := e.Kube.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err == nil {
+		t.Fatal("the API server still answers after it was stopped")
+	}
+	if res := r.waitPass(t, "refresh", r.c.Refresh); res.Err == nil {
+		t.Fatalf("a refresh during the outage succeeded: %+v", res)
+	}
 	if err := e.StartAPIServer(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := e.Kube.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the API server does not answer after it started again: %v", err)
 	}
 	createNamespace(t, e, testbed.Namespace("after-restart", cluster, "p-rst01"))
 	testbed.Eventually(t, 2*wait, func() error { return converged(e, cfg, v128) })

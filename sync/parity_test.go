@@ -66,6 +66,12 @@ func TestRancherParity(t *testing.T) {
 	settled(cfg)
 
 	t.Run("host network addresses follow the nodes", func(t *testing.T) {
+		t.Cleanup(func() {
+			patch := []byte(`{"metadata":{"annotations":{"projectcalico.org/IPv4WireguardInterfaceAddr":null}}}`)
+			if _, err := e.Kube.CoreV1().Nodes().Patch(context.Background(), "worker-1", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
 		patch := []byte(`{"metadata":{"annotations":{"projectcalico.org/IPv4WireguardInterfaceAddr":"10.42.9.9"}}}`)
 		if _, err := e.Kube.CoreV1().Nodes().Patch(ctx, "worker-1", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
@@ -128,6 +134,9 @@ func TestRancherParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			_ = e.Kube.CoreV1().Pods("redis").Delete(context.Background(), "relay", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+		})
 		settled(cfg)
 		spec, _, _ := policySpec(e, "pni-allow-host-ports")
 		if !ruleTo(spec.Ingress, "redis") {
@@ -147,6 +156,9 @@ func TestRancherParity(t *testing.T) {
 	})
 
 	t.Run("a namespace opts out and back in", func(t *testing.T) {
+		t.Cleanup(func() {
+			mergePatch(t, e, "shop-batch", map[string]any{"metadata": map[string]any{"annotations": map[string]any{config.IsolationAnnotation: nil}}})
+		})
 		mergePatch(t, e, "shop-batch", map[string]any{"metadata": map[string]any{"annotations": map[string]any{config.IsolationAnnotation: "disabled"}}})
 		settled(cfg)
 		if st, labels := status(t, e, "shop-batch"); st.State != policies.Exempt || labels[policies.IsolatedLabel] != "" {

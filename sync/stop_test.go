@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/sync"
 )
 
@@ -41,18 +43,35 @@ func TestStopDeployment(t *testing.T) {
 	if _, err := e.Kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	podGone := make(chan time.Time, 1)
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		_ = e.Kube.CoreV1().Pods("default").Delete(context.Background(), "calico-pni-abc", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-		podGone <- time.Now()
-	}()
-	if err := sync.StopDeployment(ctx, e.Kube, "default", "calico-pni", nil); err != nil {
+	returned := make(chan error, 1)
+	go func() { returned <- sync.StopDeployment(ctx, e.Kube, "default", "calico-pni", nil) }()
+	// Once the Deployment is scaled to zero, StopDeployment waits for the
+	// pod: it must not return before the pod is deleted.
+	testbed.Eventually(t, 30*time.Second, func() error {
+		got, err := e.Kube.AppsV1().Deployments("default").Get(ctx, "calico-pni", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if *got.Spec.Replicas != 0 {
+			return fmt.Errorf("replicas %d", *got.Spec.Replicas)
+		}
+		return nil
+	})
+	select {
+	case err := <-returned:
+		t.Fatalf("StopDeployment returned (%v) while a pod of the Deployment was still there", err)
+	default:
+	}
+	if err := e.Kube.CoreV1().Pods("default").Delete(ctx, "calico-pni-abc", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
-	returned := time.Now()
-	if gone := <-podGone; returned.Before(gone) {
-		t.Error("StopDeployment returned while a pod of the Deployment was still there")
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("StopDeployment did not return after the last pod went")
 	}
 	got, err := e.Kube.AppsV1().Deployments("default").Get(ctx, "calico-pni", metav1.GetOptions{})
 	if err != nil || *got.Spec.Replicas != 0 {

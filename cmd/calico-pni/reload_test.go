@@ -155,10 +155,11 @@ func TestConfigReloadBySIGHUP(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte("isolateUnassigned: false\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last first: this one after the process has stopped.
+	t.Cleanup(func() { cleanupAfterDaemon(t, e, "calico-pni-reload-hup") })
 	p := startProcess(t, "reload-hup", "run", "--kubeconfig", kubeconfig, "--config", cfgPath, "--config-poll", "1h",
 		"--http-address", "127.0.0.1:0", "--pod-name", "reload-hup", "--pod-namespace", "default",
 		"--leader-election-id", "calico-pni-reload-hup", "--debounce", "20ms", "--log-format", "text")
-	t.Cleanup(func() { cleanupAfterDaemon(t, e, "calico-pni-reload-hup") })
 	testbed.Eventually(t, 30*time.Second, func() error { return stateOf(e, "sandbox", policies.Open) })
 
 	p.signal(t, syscall.SIGHUP)

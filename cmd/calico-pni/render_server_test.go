@@ -138,6 +138,12 @@ func TestRenderFromCluster(t *testing.T) {
 			continue
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": u.GetLabels(), "annotations": u.GetAnnotations()}})
+		t.Cleanup(func() {
+			undo := []byte(`{"metadata":{"labels":{"calico-pni.io/isolated":null,"calico-pni.io/project":null},"annotations":{"calico-pni.io/status":null}}}`)
+			if _, err := e.Kube.CoreV1().Namespaces().Patch(context.Background(), "shop", types.MergePatchType, undo, metav1.PatchOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
 		if _, err := e.Kube.CoreV1().Namespaces().Patch(ctx, "shop", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}

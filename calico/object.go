@@ -124,35 +124,65 @@ func (a API) Resource(kind string) schema.GroupVersionResource {
 	return a.GroupVersion().WithResource(plural)
 }
 
-// legacyPrefix is the tier prefix that Calico up to 3.31 puts on the stored
-// name of a default-tier policy in its v1 CRDs.
-const legacyPrefix = "default."
+// DefaultTier is the tier of every policy that names none.
+const DefaultTier = "default"
 
-// StoredName returns the name a policy is stored under. In the v1 CRDs of
-// Calico 3.31 and earlier a default-tier policy "foo" is stored as
-// "default.foo"; from 3.32, and always in the v3 API, it is "foo".
-// kube-controllers 3.32+ renames "default.foo" and would fight a writer that
-// kept the old form.
-func (a API) StoredName(name string) string {
-	if a.Group == GroupV1 && !a.Version.AtLeast(3, 32) {
-		return legacyPrefix + name
+// tierPrefixed reports whether the stored name of a policy in tier carries
+// the "<tier>." prefix: in a non-default tier up to Calico 3.31, in both
+// APIs (the Calico API server demands it from 3.29, when tiers came to
+// Calico Open Source); in the default tier up to 3.31 in the v1 CRDs only.
+// From 3.32 names are plain and spec.tier says the tier; kube-controllers
+// renames prefixed objects and would fight a writer that kept the prefix.
+func (a API) tierPrefixed(tier string) bool {
+	if a.Version.AtLeast(3, 32) {
+		return false
+	}
+	if tier == "" || tier == DefaultTier {
+		return a.Group == GroupV1
+	}
+	return true
+}
+
+// StoredName returns the name a default-tier policy is stored under: in
+// the v1 CRDs of Calico 3.31 and earlier "foo" is stored as "default.foo";
+// from 3.32, and always in the v3 API, it is "foo".
+func (a API) StoredName(name string) string { return a.StoredNameIn(DefaultTier, name) }
+
+// StoredNameIn returns the name a policy of the given tier is stored
+// under: "<tier>.<name>" where Calico's version requires it (see
+// tierPrefixed), else the name itself. Names never hold a dot of their
+// own, so the stored name has at most one.
+func (a API) StoredNameIn(tier, name string) string {
+	if a.tierPrefixed(tier) {
+		if tier == "" {
+			tier = DefaultTier
+		}
+		return tier + "." + name
 	}
 	return name
 }
 
 // PolicyName returns the v3 name of a stored object, the inverse of
-// StoredName.
+// StoredNameIn: up to Calico 3.31 the text after the tier prefix.
 func (a API) PolicyName(stored string) string {
-	if a.Group == GroupV1 && !a.Version.AtLeast(3, 32) {
-		return strings.TrimPrefix(stored, legacyPrefix)
+	if a.Version.AtLeast(3, 32) {
+		return stored
+	}
+	if _, name, ok := strings.Cut(stored, "."); ok {
+		return name
 	}
 	return stored
+}
+
+// TierResource returns the resource Tiers are written to.
+func (a API) TierResource() schema.GroupVersionResource {
+	return a.GroupVersion().WithResource("tiers")
 }
 
 // Object renders p as the object calico-pni writes through api.
 func (a API) Object(p Policy) *unstructured.Unstructured {
 	meta := metav1.ObjectMeta{
-		Name:      a.StoredName(p.Name),
+		Name:      a.StoredNameIn(p.Spec.Tier, p.Name),
 		Namespace: p.Namespace,
 		Labels: map[string]string{
 			ManagedByLabel: ManagedByValue,

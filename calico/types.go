@@ -41,9 +41,10 @@ const (
 
 // GlobalNetworkPolicySpec is the spec of a Calico GlobalNetworkPolicy.
 type GlobalNetworkPolicySpec struct {
-	// Tier is never set by calico-pni: every policy lives in the default
-	// tier, and Calico 3.28's v1 CRD has no such field (the API server
-	// would prune it and calico-pni would see a difference on every pass).
+	// Tier is left unset for the default tier (Calico 3.28's v1 CRD has no
+	// such field: the API server would prune it and calico-pni would see a
+	// difference on every pass) and names calico-pni's own tier in tier
+	// mode (Calico 3.29 and later).
 	Tier                   string       `json:"tier,omitempty"`
 	Order                  *float64     `json:"order,omitempty"`
 	Selector               string       `json:"selector,omitempty"`

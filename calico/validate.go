@@ -49,7 +49,9 @@ func (v *validator) policy(p Policy) {
 	}
 	s := p.Spec
 	if s.Tier != "" {
-		v.fail("spec.tier", "calico-pni writes only to the default tier and leaves tier unset")
+		if errs := validation.IsDNS1123Label(s.Tier); len(errs) > 0 || s.Tier == DefaultTier {
+			v.fail("spec.tier", "%q: leave it unset for the default tier, else name a tier (a DNS-1123 label)", s.Tier)
+		}
 	}
 	if s.Order == nil {
 		v.fail("spec.order", "must be set: without it the policy is applied last")

@@ -64,6 +64,36 @@ type Config struct {
 	Internet Internet `json:"internet"`
 	// ProjectPeers are cross-project allow lists (rancher#18899).
 	ProjectPeers []ProjectPeer `json:"projectPeers"`
+	// Enforcement says where calico-pni's policies live: "tier" (a Calico
+	// tier of calico-pni's own before the default tier, so that tenants'
+	// NetworkPolicies restrict inside a project but never open a wall;
+	// Calico 3.29 and later), "default-tier" (the default tier, next to
+	// everyone else's policies), or "auto": tier on Calico 3.29 and later,
+	// default-tier before.
+	Enforcement string `json:"enforcement"`
+	// Tier is calico-pni's own tier in tier mode.
+	Tier Tier `json:"tier"`
+}
+
+// Enforcement modes.
+const (
+	EnforcementAuto        = "auto"
+	EnforcementTier        = "tier"
+	EnforcementDefaultTier = "default-tier"
+)
+
+// TierName is the name of calico-pni's own tier.
+const TierName = "calico-pni"
+
+// Tier places calico-pni's own tier among the cluster's tiers.
+type Tier struct {
+	// Order: lower tiers are evaluated first. It must lie before the
+	// default tier (1,000,000). The default, 10,000, comes after the tier
+	// of Kubernetes AdminNetworkPolicies (adminnetworkpolicy, from 3.32
+	// kube-admin: 1,000), so that a cluster admin's policies there still
+	// decide before the project walls, and leaves room on both sides for
+	// the admin's own tiers.
+	Order float64 `json:"order"`
 }
 
 // Switch turns a feature on or off.
@@ -261,5 +291,7 @@ func Default() *Config {
 			ExcludeCIDRs: []string{"10.42.0.0/16", "10.43.0.0/16", "169.254.0.0/16", "fe80::/10"},
 		},
 		ProjectPeers: []ProjectPeer{},
+		Enforcement:  EnforcementAuto,
+		Tier:         Tier{Order: 10000},
 	}
 }

@@ -196,6 +196,14 @@ func (c *Config) Validate() error {
 			fail(field+".protocol", "is only read with ports; without ports every protocol is allowed")
 		}
 	}
+	switch c.Enforcement {
+	case EnforcementAuto, EnforcementTier, EnforcementDefaultTier:
+	default:
+		fail("enforcement", "%q: use %q (calico-pni's own tier, Calico 3.29 and later), %q (the default tier) or %q (tier when Calico is 3.29 or later)", c.Enforcement, EnforcementTier, EnforcementDefaultTier, EnforcementAuto)
+	}
+	if c.Tier.Order <= 0 || c.Tier.Order >= 1_000_000 {
+		fail("tier.order", "%v: must lie between 0 and the default tier's 1,000,000, so that the walls come before tenants' policies", c.Tier.Order)
+	}
 	return errors.Join(errs...)
 }
 

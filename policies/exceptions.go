@@ -26,7 +26,7 @@ func (g *generator) dns() built {
 	for _, proto := range []calico.Protocol{calico.UDP, calico.TCP} {
 		egress = append(egress, calico.Rule{Action: calico.Allow, Protocol: calico.ProtocolFor(proto), Destination: to})
 	}
-	return allowPolicy("pni-allow-dns", description, isolated(), nil, nil, egress)
+	return g.allow("allow-dns", true, description, isolated(), nil, nil, egress)
 }
 
 // kubeAPI lets isolated pods reach the Kubernetes API. Calico sees egress
@@ -86,7 +86,7 @@ func (g *generator) kubeAPI(snap Snapshot) built {
 			})
 		}
 	}
-	return allowPolicy("pni-allow-kube-api",
+	return g.allow("allow-kube-api", true,
 		fmt.Sprintf("Isolated pods may reach the Kubernetes API (kubeAPI.mode %s): the endpoints of the default/kubernetes Service and node addresses on the API port, kept up to date.", mode),
 		isolated(), nil, nil, egress)
 }
@@ -126,7 +126,7 @@ func (g *generator) workloads() []built {
 				Selector:          serviceAccounts(w.ServiceAccounts).String(),
 			}})
 		}
-		out = append(out, allowPolicy("pni-allow-monitoring-ingress",
+		out = append(out, g.allow("allow-monitoring-ingress", true,
 			"Isolated pods accept traffic from Rancher monitoring's Prometheus (configuration: monitoring).",
 			isolated(), nil, ingress, nil))
 	}
@@ -137,9 +137,9 @@ func (g *generator) workloads() []built {
 		name, what string
 		list       []config.Workloads
 	}{
-		{"pni-allow-rancher-agent-egress", "The Rancher agent (configuration: rancherAgent), which serves kubectl exec and logs,", c.RancherAgent},
-		{"pni-allow-monitoring-egress", "Rancher monitoring (configuration: monitoring)", c.Monitoring},
-		{"pni-allow-logging-egress", "Rancher logging (configuration: logging)", c.Logging},
+		{"allow-rancher-agent-egress", "The Rancher agent (configuration: rancherAgent), which serves kubectl exec and logs,", c.RancherAgent},
+		{"allow-monitoring-egress", "Rancher monitoring (configuration: monitoring)", c.Monitoring},
+		{"allow-logging-egress", "Rancher logging (configuration: logging)", c.Logging},
 	}
 	for _, f := range families {
 		if len(f.list) == 0 {
@@ -149,7 +149,7 @@ func (g *generator) workloads() []built {
 		for _, w := range f.list {
 			pods = append(pods, calico.And(calico.Glob(calico.NamespaceLabel, w.Namespace), serviceAccounts(w.ServiceAccounts)))
 		}
-		out = append(out, allowPolicy(f.name,
+		out = append(out, g.allow(f.name, true,
 			fmt.Sprintf("%s may send traffic anywhere from an isolated namespace.", f.what),
 			isolated(), calico.Or(pods...), nil, []calico.Rule{{Action: calico.Allow}}))
 	}

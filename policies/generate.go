@@ -30,6 +30,9 @@ type Desired struct {
 	SystemProjectSource string
 	// Problems are findings about the whole cluster.
 	Problems []string
+	// Tier is calico-pni's own tier in tier mode (nil in default-tier
+	// mode): it is written before the policies in it and removed after them.
+	Tier *calico.Tier
 }
 
 // InvalidPolicy is a policy that would have been written but failed
@@ -53,24 +56,62 @@ type NamespaceState struct {
 	Requires []string
 }
 
-// Policy orders. Every calico-pni allow policy comes after Kubernetes
-// NetworkPolicies (order 1000) so that a user's own Calico Deny at a lower
-// order still wins. The baseline has no rules: selecting a namespace is
-// all it does, and its order only says that it comes last.
+// Policy orders. In the default tier, every calico-pni allow policy comes
+// after Kubernetes NetworkPolicies (order 1000) so that a user's own Calico
+// Deny at a lower order still wins. The baseline has no rules: selecting a
+// namespace is all it does, and its order only says that it comes last.
+// In calico-pni's own tier, the exceptions the platform guarantees
+// (GuaranteeOrder, Allow) come before those tenants may narrow (AllowOrder,
+// Pass), so that a connection both match is allowed outright.
 const (
-	AllowOrder    = 2000.0
-	BaselineOrder = 10000.0
+	GuaranteeOrder = 1000.0
+	AllowOrder     = 2000.0
+	BaselineOrder  = 10000.0
 )
+
+// Name prefixes: every policy's name starts with one. Policies in
+// calico-pni's own tier are named apart from those in the default tier,
+// so that both sets can exist at once while the enforcement mode changes
+// (from Calico 3.32 names carry no tier prefix and must be unique across
+// tiers).
+const (
+	NamePrefix     = "pni-"
+	TierNamePrefix = "pni-tier-"
+)
+
+// TierMode reports whether calico-pni's policies go into its own tier:
+// enforcement "tier", or "auto" on Calico 3.29 and later (the first
+// release whose open-source edition has tiers).
+func TierMode(cfg *config.Config, v calico.Version) bool {
+	switch cfg.Enforcement {
+	case config.EnforcementTier:
+		return true
+	case config.EnforcementAuto:
+		return v.AtLeast(3, 29)
+	}
+	return false
+}
 
 // Generate computes the desired state of the cluster.
 func Generate(snap Snapshot, cfg *config.Config) Desired {
-	g := &generator{cfg: cfg, labelSets: map[string]map[string]string{}, strings: map[string]string{}}
+	g := &generator{cfg: cfg, labelSets: map[string]map[string]string{}, strings: map[string]string{}, prefix: NamePrefix}
+	if TierMode(cfg, snap.CalicoVersion) {
+		g.tier, g.prefix = config.TierName, TierNamePrefix
+		g.d.Tier = &calico.Tier{
+			Name:        config.TierName,
+			Description: "calico-pni's project walls: what the platform permits is allowed or passed on to the namespaces' own policies, everything else into or out of an isolated namespace is denied at the end of this tier.",
+			Spec:        calico.TierSpec{Order: order(cfg.Tier.Order), DefaultAction: calico.Deny},
+		}
+	}
 	return g.run(snap)
 }
 
 type generator struct {
 	cfg *config.Config
 	d   Desired
+	// tier is calico-pni's tier in tier mode, "" in default-tier mode;
+	// prefix starts every policy name.
+	tier, prefix string
 	// shared are the policies whose selection is evaluated for each
 	// namespace; projectPolicy and ownPolicy are looked up directly.
 	shared        []built
@@ -196,6 +237,11 @@ func (g *generator) run(snap Snapshot) Desired {
 		}
 	}
 
+	if g.d.Tier != nil {
+		if err := calico.ValidateTier(*g.d.Tier); err != nil {
+			g.d.Problems = append(g.d.Problems, err.Error())
+		}
+	}
 	invalid := g.validate()
 	g.prepareSelection()
 	g.d.Namespaces = make([]NamespaceState, 0, len(infos))
@@ -398,16 +444,17 @@ func (g *generator) validate() map[string]error {
 	return invalid
 }
 
-// policyName joins a prefix and an ID into a DNS-1123 label, shortening
-// long IDs with a hash so that two IDs never share a name.
-func policyName(prefix, id string) string {
+// policyName joins a prefix and an ID into the stem of a policy name that,
+// after a name prefix of length reserved, is a DNS-1123 label; long IDs
+// are shortened with a hash so that two IDs never share a name.
+func policyName(prefix, id string, reserved int) string {
 	name := prefix + id
-	if len(name) <= 63 {
+	if reserved+len(name) <= 63 {
 		return name
 	}
 	h := fnv.New32a()
 	h.Write([]byte(id))
-	return fmt.Sprintf("%s%s-%08x", prefix, strings.TrimRight(id[:63-len(prefix)-9], "-"), h.Sum32())
+	return fmt.Sprintf("%s%s-%08x", prefix, strings.TrimRight(id[:63-reserved-len(prefix)-9], "-"), h.Sum32())
 }
 
 func order(f float64) *float64 { return &f }
@@ -416,6 +463,42 @@ func order(f float64) *float64 { return &f }
 func isolated() calico.Selector { return calico.Eq(IsolatedLabel, "true") }
 
 func inProject(id string) calico.Selector { return calico.Eq(ProjectLabel, id) }
+
+// allow assembles an allow policy named prefix+stem. In tier mode it goes
+// into calico-pni's tier: an exception the platform guarantees allows
+// (before the others); any other passes its traffic on to the tenants'
+// policies in the tiers after, which may narrow it.
+func (g *generator) allow(stem string, guarantee bool, description string, selects calico.Selector, podSelector calico.Selector, ingress, egress []calico.Rule) built {
+	b := allowPolicy(g.prefix+stem, description, selects, podSelector, ingress, egress)
+	if g.tier == "" {
+		return b
+	}
+	spec := &b.policy.Spec
+	spec.Tier = g.tier
+	if guarantee {
+		spec.Order = order(GuaranteeOrder)
+		b.policy.Description += " In calico-pni's tier it is allowed whatever the namespace's own policies say."
+		return b
+	}
+	spec.Ingress, spec.Egress = passing(spec.Ingress), passing(spec.Egress)
+	b.policy.Description += " In calico-pni's tier it is passed on to the namespace's own policies, which may narrow it."
+	return b
+}
+
+// passing returns a copy of rules with Allow turned into Pass.
+func passing(rules []calico.Rule) []calico.Rule {
+	if rules == nil {
+		return nil
+	}
+	out := make([]calico.Rule, len(rules))
+	for i, r := range rules {
+		if r.Action == calico.Allow {
+			r.Action = calico.Pass
+		}
+		out[i] = r
+	}
+	return out
+}
 
 // allowPolicy assembles a GlobalNetworkPolicy of the allow class.
 func allowPolicy(name, description string, selects calico.Selector, podSelector calico.Selector, ingress, egress []calico.Rule) built {

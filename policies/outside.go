@@ -40,7 +40,7 @@ func (g *generator) fromHostNetwork(snap Snapshot) built {
 			ingress = append(ingress, calico.Rule{Action: calico.Allow, Source: calico.EntityRule{Nets: nets}})
 		}
 	}
-	return allowPolicy("pni-allow-from-host-network",
+	return g.allow("allow-from-host-network", false,
 		"Isolated pods accept traffic from every node's host network (Calico tunnel addresses and node IPs), as Rancher's hn-nodes policy does.",
 		isolated(), nil, ingress, nil)
 }
@@ -76,7 +76,7 @@ func (g *generator) externalServices(snap Snapshot, byName map[string]*nsInfo) [
 			targets = append(targets, svc.Namespace)
 		}
 	}
-	return chunked("pni-allow-external-services",
+	return g.chunked("allow-external-services",
 		"Traffic from outside the cluster reaches the pods behind NodePort and LoadBalancer Services and Services with externalIPs, on their target ports; pods of other projects stay blocked.",
 		rules, targets)
 }
@@ -125,7 +125,7 @@ func (g *generator) hostPorts(snap Snapshot, byName map[string]*nsInfo) []built 
 			targets = append(targets, gr.namespace)
 		}
 	}
-	return chunked("pni-allow-host-ports",
+	return g.chunked("allow-host-ports",
 		"Traffic from outside the cluster reaches pods with host ports on those ports, selected by the pods' own labels; pods of other projects stay blocked.",
 		rules, targets)
 }
@@ -161,7 +161,7 @@ func portRules(namespace string, pods calico.Selector, ports []ServicePort) []ca
 // chunked spreads ingress rules over policies of at most maxRules rules:
 // name, name-2, name-3...; no rules, no policy. targets[i] is the namespace
 // rule i lets traffic into.
-func chunked(name, description string, rules []calico.Rule, targets []string) []built {
+func (g *generator) chunked(name, description string, rules []calico.Rule, targets []string) []built {
 	var out []built
 	for i := 0; i < len(rules); i += maxRules {
 		end := min(i+maxRules, len(rules))
@@ -169,7 +169,7 @@ func chunked(name, description string, rules []calico.Rule, targets []string) []
 		if i > 0 {
 			n = fmt.Sprintf("%s-%d", name, i/maxRules+1)
 		}
-		b := allowPolicy(n, description, isolated(), nil, rules[i:end], nil)
+		b := g.allow(n, false, description, isolated(), nil, rules[i:end], nil)
 		b.only = map[string]bool{}
 		for _, ns := range targets[i:end] {
 			b.only[ns] = true
@@ -207,7 +207,7 @@ func (g *generator) internet(snap Snapshot) built {
 		egress = append(egress, r)
 	}
 	label := g.cfg.Internet.Label
-	return allowPolicy("pni-allow-internet",
+	return g.allow("allow-internet", false,
 		fmt.Sprintf("Isolated namespaces labelled %s may send traffic outside the cluster: anywhere but the cluster's ranges (internet.excludeCIDRs) and the nodes.", label),
 		calico.And(isolated(), calico.Has(label)), nil, nil, egress)
 }

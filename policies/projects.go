@@ -19,17 +19,18 @@ func (g *generator) baseline() []built {
 	}
 	var out []built
 	for _, dir := range dirs {
-		name := "pni-deny-ingress"
+		name := g.prefix + "deny-ingress"
 		what := "into"
 		if dir == calico.Egress {
-			name, what = "pni-deny-egress", "out of"
+			name, what = g.prefix+"deny-egress", "out of"
 		}
 		out = append(out, built{
 			policy: calico.Policy{
 				Name:        name,
 				Class:       calico.ClassBaseline,
-				Description: fmt.Sprintf("Deny baseline: traffic %s isolated namespaces is denied unless a policy allows it.", what),
+				Description: g.baselineDescription(what),
 				Spec: calico.GlobalNetworkPolicySpec{
+					Tier:              g.tier,
 					Order:             order(BaselineOrder),
 					NamespaceSelector: isolated().String(),
 					Types:             []calico.PolicyType{dir},
@@ -39,6 +40,13 @@ func (g *generator) baseline() []built {
 		})
 	}
 	return out
+}
+
+func (g *generator) baselineDescription(what string) string {
+	if g.tier != "" {
+		return fmt.Sprintf("Deny baseline: traffic %s isolated namespaces that no policy of calico-pni's tier allows or passes on is denied at the end of the tier, whatever the namespaces' own policies say.", what)
+	}
+	return fmt.Sprintf("Deny baseline: traffic %s isolated namespaces is denied unless a policy allows it.", what)
 }
 
 // project returns the allow policy of one Rancher project: its isolated
@@ -72,7 +80,7 @@ func (g *generator) project(id string) built {
 	if len(peers) > 0 {
 		description += " Project peers (projectPeers): " + strings.Join(peers, ", ") + "."
 	}
-	return allowPolicy(policyName("pni-project-", id), description,
+	return g.allow(policyName("project-", id, len(g.prefix)), false, description,
 		calico.And(isolated(), inProject(id)), nil, ingress, egress)
 }
 
@@ -91,7 +99,7 @@ func peerRule(peer config.ProjectPeer, source, destination calico.EntityRule) ca
 // namespace, as Rancher's np-default does: ingress controllers, monitoring
 // and Rancher's own agents live there.
 func (g *generator) fromSystemProject() built {
-	return allowPolicy("pni-allow-from-system-project",
+	return g.allow("allow-from-system-project", false,
 		fmt.Sprintf("Isolated namespaces accept traffic from the System project (%s).", g.d.SystemProject),
 		isolated(), nil,
 		[]calico.Rule{{Action: calico.Allow, Source: calico.EntityRule{NamespaceSelector: inProject(g.d.SystemProject).String()}}},
@@ -109,7 +117,7 @@ func (g *generator) namespaceOnItsOwn(name string) built {
 	if g.cfg.IsolateEgress {
 		egress = []calico.Rule{{Action: calico.Allow, Destination: own}}
 	}
-	return allowPolicy(policyName("pni-namespace-", name),
+	return g.allow(policyName("namespace-", name, len(g.prefix)), false,
 		fmt.Sprintf("Namespace %s, isolated in no project: its pods exchange traffic with each other.", name),
 		calico.And(isolated(), self), nil, ingress, egress)
 }

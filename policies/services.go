@@ -30,11 +30,11 @@ func (g *generator) ingressController() []built {
 			Ports:             c.Ports,
 		},
 	}
-	out := []built{allowPolicy("pni-allow-ingress-controller",
+	out := []built{g.allow("allow-ingress-controller", false,
 		fmt.Sprintf("Isolated backend namespaces (%s) accept the ingress controller (namespaces with %s) on its backend ports.", backends, controller),
 		calico.And(isolated(), backends), nil, []calico.Rule{rule}, nil)}
 	if g.cfg.IsolateEgress {
-		out = append(out, allowPolicy("pni-allow-ingress-controller-egress",
+		out = append(out, g.allow("allow-ingress-controller-egress", false,
 			fmt.Sprintf("An isolated ingress controller namespace (%s) may reach backend namespaces (%s) on their backend ports.", controller, backends),
 			calico.And(isolated(), controller), nil, nil, []calico.Rule{rule}))
 	}
@@ -83,7 +83,7 @@ func (g *generator) role(name string) built {
 	if g.cfg.IsolateEgress {
 		egress = rules
 	}
-	return allowPolicy(policyName("pni-role-", name),
+	return g.allow(policyName("role-", name, len(g.prefix)), false,
 		fmt.Sprintf("Service role %s: %s labelled %s%s reach namespaces labelled %s%s on %s %s.", name, who, config.AllowLabelPrefix, name, config.RoleLabelPrefix, name, r.Protocol, portList(r.Ports)),
 		calico.And(isolated(), calico.Or(offers, consumes)), nil, rules, egress)
 }

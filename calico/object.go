@@ -105,6 +105,9 @@ type API struct {
 	// CRDs, written directly).
 	Group   string
 	Version Version
+	// Tiers is true when the API serves Tier objects (Calico 3.29 and
+	// later).
+	Tiers bool
 }
 
 // GroupVersion returns projectcalico.org/v3 or crd.projectcalico.org/v1.
@@ -118,8 +121,11 @@ func (a API) GroupVersion() schema.GroupVersion {
 // Resource returns the resource a policy of this kind is written to.
 func (a API) Resource(kind string) schema.GroupVersionResource {
 	plural := "globalnetworkpolicies"
-	if kind == "NetworkPolicy" {
+	switch kind {
+	case "NetworkPolicy":
 		plural = "networkpolicies"
+	case "Tier":
+		plural = "tiers"
 	}
 	return a.GroupVersion().WithResource(plural)
 }

@@ -369,6 +369,7 @@ func TestKubeAPIModes(t *testing.T) {
 	for _, tt := range tests {
 		cfg := config.Default()
 		cfg.KubeAPI.Mode = tt.mode
+		cfg.Enforcement = config.EnforcementDefaultTier
 		snap.CalicoVersion = tt.version
 		d := Generate(snap, cfg)
 		if len(d.Invalid) > 0 {

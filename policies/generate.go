@@ -303,6 +303,12 @@ func (g *generator) classify(info *nsInfo) {
 		st.Status.State = Open
 		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned, or annotate the namespace calico-pni.io/isolation=enabled, to isolate it)"
 	}
+	if st.Status.Isolated {
+		st.Status.Tier = calico.DefaultTier
+		if g.tier != "" {
+			st.Status.Tier = g.tier
+		}
+	}
 	st.Labels = g.labelSet(st.Status.Isolated, m.Project)
 	for _, p := range []string{m.Problem, optProblem} {
 		if p != "" {

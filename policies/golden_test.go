@@ -32,33 +32,49 @@ func articleSnapshot(t testing.TB) Snapshot {
 }
 
 // TestGolden renders the article fixture with the default configuration
-// for the article's API (crd.projectcalico.org/v1 on Calico 3.28) and
-// compares it with testdata/article.golden.yaml. Review the diff of
+// and compares it with the golden files in testdata: for the article's API
+// (crd.projectcalico.org/v1 on Calico 3.28, the default tier), and in
+// calico-pni's own tier as Calico 3.29-3.31 names it (<tier>.<name>, v1)
+// and as 3.32 does (plain names, spec.tier, v3). Review the diff of
 // `go test ./policies -run TestGolden -update` before committing it.
 func TestGolden(t *testing.T) {
-	api := calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}
-	snap := articleSnapshot(t)
-	snap.CalicoVersion = api.Version
-	d := Generate(snap, config.Default())
-	if len(d.Invalid) > 0 {
-		t.Fatalf("invalid policies: %v", d.Invalid)
+	tests := []struct {
+		golden      string
+		api         calico.API
+		enforcement string
+	}{
+		{"article.golden.yaml", calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}, config.EnforcementAuto},
+		{"article-tier-3.31.golden.yaml", calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 31}, Tiers: true}, config.EnforcementAuto},
+		{"article-tier-3.32.golden.yaml", calico.API{Group: calico.GroupV3, Version: calico.Version{Major: 3, Minor: 32}, Tiers: true}, config.EnforcementTier},
 	}
-	got, err := YAML(d.Manifests(api, true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden := filepath.Join("testdata", "article.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("output differs from %s; run `go test ./policies -run TestGolden -update` and review the diff\n%s", golden, lineDiff(string(want), string(got)))
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			snap := articleSnapshot(t)
+			snap.CalicoVersion = tt.api.Version
+			cfg := config.Default()
+			cfg.Enforcement = tt.enforcement
+			d := Generate(snap, cfg)
+			if len(d.Invalid) > 0 {
+				t.Fatalf("invalid policies: %v", d.Invalid)
+			}
+			got, err := YAML(d.Manifests(tt.api, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", tt.golden)
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("output differs from %s; run `go test ./policies -run TestGolden -update` and review the diff\n%s", golden, lineDiff(string(want), string(got)))
+			}
+		})
 	}
 }
 

@@ -11,12 +11,17 @@ import (
 )
 
 // Manifests returns the objects of d in the order that is safe to apply
-// them: allow policies, then baseline policies, then the namespaces with
-// their calico-pni labels and status, so that no namespace is isolated
-// before every policy it needs exists. Namespace objects carry only
-// calico-pni's keys; applying them adds those keys and leaves the others.
+// them to a cluster that has none of calico-pni's yet: calico-pni's tier
+// (in tier mode), allow policies, then baseline policies, then the
+// namespaces with their calico-pni labels and status, so that no namespace
+// is isolated before every policy it needs exists. Namespace objects carry
+// only calico-pni's keys; applying them adds those keys and leaves the
+// others.
 func (d Desired) Manifests(api calico.API, withNamespaces bool) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
+	if d.Tier != nil {
+		out = append(out, api.TierObject(*d.Tier))
+	}
 	for _, p := range d.Policies {
 		out = append(out, api.Object(p))
 	}

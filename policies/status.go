@@ -46,6 +46,9 @@ type Status struct {
 	State    State  `json:"state"`
 	Isolated bool   `json:"isolated"`
 	Project  string `json:"project,omitempty"`
+	// Tier is the Calico tier whose policies isolate the namespace:
+	// calico-pni in tier mode, default otherwise (set when isolated).
+	Tier string `json:"tier,omitempty"`
 	// Reason says why the namespace is in its state.
 	Reason string `json:"reason,omitempty"`
 	// Policies lists, by their v3 names, the calico-pni policies that

@@ -22,6 +22,7 @@ import (
 type CleanupResult struct {
 	Namespaces int
 	Policies   int
+	Tiers      int
 }
 
 // Cleanup removes everything calico-pni wrote, in the order that never
@@ -70,7 +71,7 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 
 	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
 		api := calico.API{Group: group}
-		served, err := servesPolicies(disc, api.GroupVersion().String())
+		served, tiers, err := servesPolicies(disc, api.GroupVersion().String())
 		if err != nil {
 			log.Warn("skipping a Calico API that does not answer", "api", api.GroupVersion().String(), "error", err)
 			continue
@@ -83,16 +84,44 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 			errs = append(errs, err)
 			continue
 		}
+		failed := false
 		for _, d := range removalOrder(api, managed) {
 			if err := deleteManaged(ctx, dyn, api, d.object); err != nil {
 				errs = append(errs, err)
+				failed = true
 				continue
 			}
 			res.Policies++
 			log.Info("deleted policy", "api", api.GroupVersion().String(), "name", d.object.GetName(), "class", d.class)
 		}
+		if !tiers || failed {
+			continue
+		}
+		// calico-pni's tier goes last, once no policy of its is left in it.
+		list, err := listManagedTiers(ctx, dyn, api)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, u := range list {
+			if err := deleteManaged(ctx, dyn, api, u); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Tiers++
+			log.Info("deleted tier", "api", api.GroupVersion().String(), "name", u.GetName())
+		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// listManagedTiers lists the Tiers calico-pni manages in one Calico API.
+func listManagedTiers(ctx context.Context, dyn dynamic.Interface, api calico.API) ([]*unstructured.Unstructured, error) {
+	list, err := dyn.Resource(api.TierResource()).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
+	if err != nil {
+		return nil, fmt.Errorf("listing managed Tiers in %s: %w", api.GroupVersion(), err)
+	}
+	return pointers(list.Items), nil
 }
 
 func deleteManaged(ctx context.Context, dyn dynamic.Interface, api calico.API, u *unstructured.Unstructured) error {

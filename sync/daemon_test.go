@@ -433,6 +433,13 @@ func TestCleanupLeavesNothing(t *testing.T) {
 // namespace labels, then the baseline, then the allows.
 func assertCleanedUp(t *testing.T, e *testbed.Env, api calico.API) {
 	t.Helper()
+	assertOrder(t, cleanUp(t, e, api), []string{"out"}, []string{"delete baseline"}, []string{"delete allow"})
+}
+
+// cleanUp runs the product's cleanup as its own user, checks that nothing
+// calico-pni wrote is left, and returns its writes from the wire record.
+func cleanUp(t *testing.T, e *testbed.Env, api calico.API) []testbed.Write {
+	t.Helper()
 	ctx := context.Background()
 	m := mark(t, e)
 	as := testbed.As(e.Config, cleanupUser)
@@ -450,7 +457,6 @@ func assertCleanedUp(t *testing.T, e *testbed.Env, api calico.API) {
 			writes = append(writes, w)
 		}
 	}
-	assertOrder(t, writes, []string{"out"}, []string{"delete baseline"}, []string{"delete allow"})
 	if res.Policies < 10 || res.Namespaces < 10 {
 		t.Errorf("cleanup removed %d policies and released %d namespaces; expected the fixture's", res.Policies, res.Namespaces)
 	}
@@ -460,4 +466,5 @@ func assertCleanedUp(t *testing.T, e *testbed.Env, api calico.API) {
 	if err := testbed.NoNamespaceKeysLeft(ctx, e.Kube); err != nil {
 		t.Error(err)
 	}
+	return writes
 }

@@ -54,13 +54,14 @@ func DetectAPI(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynam
 
 	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
 		api := calico.API{Group: group}
-		served, err := servesPolicies(disc, api.GroupVersion().String())
+		served, tiers, err := servesPolicies(disc, api.GroupVersion().String())
 		if err != nil {
 			return calico.API{}, err
 		}
 		if !served {
 			continue
 		}
+		api.Tiers = tiers
 		v, err := calicoVersion(ctx, dyn, api, version)
 		if err != nil {
 			return calico.API{}, err
@@ -82,20 +83,25 @@ func apiServiceAvailable(u *unstructured.Unstructured) bool {
 	return false
 }
 
-func servesPolicies(disc discovery.DiscoveryInterface, groupVersion string) (bool, error) {
+// servesPolicies reports whether a Calico API serves GlobalNetworkPolicies,
+// and whether it serves Tiers.
+func servesPolicies(disc discovery.DiscoveryInterface, groupVersion string) (policies, tiers bool, err error) {
 	list, err := disc.ServerResourcesForGroupVersion(groupVersion)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("discovering %s: %w", groupVersion, err)
+		return false, false, fmt.Errorf("discovering %s: %w", groupVersion, err)
 	}
 	for _, r := range list.APIResources {
-		if r.Name == "globalnetworkpolicies" {
-			return true, nil
+		switch r.Name {
+		case "globalnetworkpolicies":
+			policies = true
+		case "tiers":
+			tiers = true
 		}
 	}
-	return false, nil
+	return policies, tiers, nil
 }
 
 // calicoVersion reads spec.calicoVersion of ClusterInformation "default",

@@ -142,9 +142,12 @@ func TestCalicoAPIServerUnavailable(t *testing.T) {
 // 9. v3 mode end to end: the projectcalico.org/v3 group is served, the
 // daemon writes there with plain names; cleanup leaves nothing behind.
 func TestV3Mode(t *testing.T) {
-	e := ownEnv(t, testbed.Options{CalicoV3: true, CalicoVersion: "v3.30.2"})
+	e := ownEnv(t, testbed.Options{CalicoV3: true, CalicoTiers: true, CalicoVersion: "v3.30.2"})
+	// The default tier, whose v3 names carry no prefix (tier mode is
+	// tested in tier_test.go).
 	cfg := config.Default()
-	v3 := calico.API{Group: calico.GroupV3, Version: calico.Version{Major: 3, Minor: 30}}
+	cfg.Enforcement = config.EnforcementDefaultTier
+	v3 := calico.API{Group: calico.GroupV3, Version: calico.Version{Major: 3, Minor: 30}, Tiers: true}
 	r := start(t, e, cfg)
 	r.waitReady(t)
 	if got := r.c.LastPass().API; got != v3 {

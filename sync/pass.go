@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/policies"
 )
 
@@ -72,6 +73,21 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	desired := policies.Generate(state.snap, cfg)
 	c.reportProblems(desired.Problems)
 
+	var liveTiers []*unstructured.Unstructured
+	if desired.Tier != nil && !w.api.Tiers {
+		c.o.Metrics.Errors.WithLabelValues("detect").Inc()
+		if cfg.Enforcement == config.EnforcementAuto {
+			return fmt.Errorf("enforcement auto chose calico-pni's own tier because the cluster runs Calico %s, but %s serves no Tier objects: set enforcement to default-tier", w.api.Version, w.api.GroupVersion())
+		}
+		return fmt.Errorf("enforcement %s puts calico-pni's policies in a tier of its own, but %s serves no Tier objects (Calico %s; tiers need Calico 3.29 or later): set enforcement to default-tier or auto, or upgrade Calico", cfg.Enforcement, w.api.GroupVersion(), w.api.Version)
+	}
+	if w.api.Tiers {
+		if liveTiers, err = listManagedTiers(ctx, c.o.Dynamic, w.api); err != nil {
+			c.o.Metrics.Errors.WithLabelValues("list").Inc()
+			return err
+		}
+	}
+
 	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log, recent: c.recent}
 	c.specs.keep(state.policies)
 	invalid := map[string]error{}
@@ -79,6 +95,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		invalid[inv.Name] = inv.Err
 	}
 	plan := planPolicies(planInput{
+		tier: desired.Tier, liveTiers: liveTiers,
 		desired: desired.Policies, invalid: invalid, api: w.api,
 		managed: state.policies, canon: c.specs.canon, isolatedLive: state.anyIsolated(),
 	})
@@ -100,9 +117,10 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		return pr.failures() == before && ctx.Err() == nil
 	}
 
-	// 1 and 2: hold-open policies, then the allows that widen. A failed
-	// widening write only holds the namespaces that need the policy.
-	if !writeStep(plan.hold) {
+	// 1 and 2: calico-pni's tier and hold-open policies, then the allows
+	// that widen. A failed widening write only holds the namespaces that
+	// need the policy.
+	if !writeStep(plan.tierWrites) || !writeStep(plan.hold) {
 		return c.finish(ctx, start, result, desired, nil, pr)
 	}
 	writeStep(plan.widen)
@@ -180,7 +198,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 			release = append(release, policyChange{verb: verbDelete, name: ch.name, class: ch.class, object: o})
 		}
 	}
-	for _, step := range [][]policyChange{plan.baseline, plan.narrow, release} {
+	for _, step := range [][]policyChange{plan.baseline, plan.narrow, release, plan.tierDeletes} {
 		if !writeStep(step) {
 			break
 		}

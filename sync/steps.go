@@ -3,6 +3,7 @@ package sync
 import (
 	"cmp"
 	"encoding/json"
+	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -41,6 +42,13 @@ import (
 // policyPlan is the policy writes of one pass, by step.
 type policyPlan struct {
 	hold, widen, baseline, narrow, release []policyChange
+	// tierWrites create or update calico-pni's tier, before anything else;
+	// tierDeletes remove a tier whose policies are all gone, after
+	// everything else.
+	tierWrites, tierDeletes []policyChange
+	// postponed names the tiers whose policies are left as they are this
+	// pass: while calico-pni's policies appear in one tier they are not
+	// removed from another (see planPolicies).
 	// sufficient names the desired policies whose live copy already
 	// permits at least what the desired policy permits: a namespace that
 	// needs one may be isolated before the policy is rewritten.
@@ -56,7 +64,11 @@ type policyPlan struct {
 
 // planInput is what planPolicies compares.
 type planInput struct {
-	desired []calico.Policy
+	// tier is calico-pni's own tier (nil in default-tier mode) and
+	// liveTiers the managed Tier objects on the server.
+	tier      *calico.Tier
+	liveTiers []*unstructured.Unstructured
+	desired   []calico.Policy
 	// invalid holds the v3 names of policies that failed validation: their
 	// live copies are neither updated nor deleted.
 	invalid map[string]error
@@ -70,6 +82,14 @@ type planInput struct {
 
 // planPolicies sorts every difference between the desired and the managed
 // policies into the steps above.
+//
+// When calico-pni's policies move between the default tier and its own
+// (enforcement changes, or Calico is upgraded across 3.29), they appear in
+// one tier and leave the other. One tier changes per pass, the one they
+// appear in first: in it a hold-open policy, then its policies, then the
+// hold goes, and the walls stand in both tiers; the next pass removes them
+// from the other, behind a hold-open policy of that tier. Every state in
+// between denies what both ends deny and allows what both allow.
 func planPolicies(in planInput) policyPlan {
 	plan := policyPlan{sufficient: map[string]bool{}, late: map[string]bool{}}
 	api := in.api
@@ -77,23 +97,48 @@ func planPolicies(in planInput) policyPlan {
 	for _, u := range in.managed {
 		current[u.GetNamespace()+"/"+u.GetName()] = u
 	}
-	liveDirs, wantDirs := map[calico.PolicyType]bool{}, map[calico.PolicyType]bool{}
+	// The directions calico-pni's policies cover in each tier, live and
+	// wanted (hold-open policies left out).
+	type tierDir struct {
+		tier string
+		dir  calico.PolicyType
+	}
+	liveDirs, wantDirs := map[tierDir]bool{}, map[tierDir]bool{}
+	liveTier, wantTier := map[string]bool{}, map[string]bool{}
 	liveHold := map[string]bool{}
 	for _, u := range in.managed {
 		if classOf(u) == calico.ClassHold {
-			liveHold[api.PolicyName(u.GetName())] = true
+			liveHold[u.GetName()] = true
 			continue
 		}
-		for _, t := range typesOf(u) {
-			liveDirs[t] = true
+		t := tierOf(u)
+		liveTier[t] = true
+		for _, d := range typesOf(u) {
+			liveDirs[tierDir{t, d}] = true
+		}
+	}
+	for _, p := range in.desired {
+		t := canonicalTier(p.Spec.Tier)
+		wantTier[t] = true
+		for _, d := range p.Spec.Types {
+			wantDirs[tierDir{t, d}] = true
+		}
+	}
+	appearing := false
+	for t := range wantTier {
+		appearing = appearing || !liveTier[t]
+	}
+	postponed := map[string]bool{}
+	if appearing {
+		for t := range liveTier {
+			if !wantTier[t] {
+				postponed[t] = true
+			}
 		}
 	}
 
 	for _, p := range in.desired {
-		for _, t := range p.Spec.Types {
-			wantDirs[t] = true
-		}
-		key := p.Namespace + "/" + api.StoredName(p.Name)
+		key := p.Namespace + "/" + api.StoredNameIn(p.Spec.Tier, p.Name)
 		cur, ok := current[key]
 		delete(current, key)
 		switch {
@@ -119,6 +164,9 @@ func planPolicies(in planInput) policyPlan {
 			plan.kept = append(plan.kept, name)
 			continue
 		}
+		if postponed[tierOf(u)] && classOf(u) != calico.ClassHold {
+			continue
+		}
 		ch := policyChange{verb: verbDelete, name: name, class: classOf(u), object: u}
 		switch ch.class {
 		case calico.ClassHold:
@@ -134,18 +182,89 @@ func planPolicies(in planInput) policyPlan {
 	}
 
 	if in.isolatedLive {
-		for _, dir := range []calico.PolicyType{calico.Ingress, calico.Egress} {
-			if liveDirs[dir] != wantDirs[dir] && !liveHold[policies.HoldOpenName(dir)] {
-				h := policies.HoldOpen(dir)
-				plan.hold = append(plan.hold, policyChange{verb: verbCreate, name: h.Name, class: h.Class, object: api.Object(h), policy: h})
+		var tiers []string
+		for t := range liveTier {
+			tiers = append(tiers, t)
+		}
+		for t := range wantTier {
+			if !liveTier[t] {
+				tiers = append(tiers, t)
+			}
+		}
+		slices.Sort(tiers)
+		for _, t := range tiers {
+			if postponed[t] {
+				continue
+			}
+			for _, d := range []calico.PolicyType{calico.Ingress, calico.Egress} {
+				k := tierDir{t, d}
+				if liveDirs[k] == wantDirs[k] {
+					continue
+				}
+				h := policies.HoldOpen(t, d)
+				if !liveHold[api.StoredNameIn(h.Spec.Tier, h.Name)] {
+					plan.hold = append(plan.hold, policyChange{verb: verbCreate, name: h.Name, class: h.Class, object: api.Object(h), policy: h})
+				}
 			}
 		}
 	}
+	plan.planTiers(in, liveTier, wantTier, postponed)
 	for _, steps := range [][]policyChange{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
 		sortChanges(steps)
 	}
 	slices.Sort(plan.kept)
 	return plan
+}
+
+// planTiers creates or updates calico-pni's tier before anything else, and
+// deletes a managed tier once none of calico-pni's policies will be left
+// in it.
+func (plan *policyPlan) planTiers(in planInput, liveTier, wantTier, postponed map[string]bool) {
+	live := map[string]*unstructured.Unstructured{}
+	for _, u := range in.liveTiers {
+		live[u.GetName()] = u
+	}
+	if t := in.tier; t != nil {
+		want := in.api.TierObject(*t)
+		switch cur, ok := live[t.Name]; {
+		case !ok:
+			plan.tierWrites = append(plan.tierWrites, policyChange{verb: verbCreate, name: t.Name, class: classTier, object: want})
+		case !tierMatches(cur, *t):
+			plan.tierWrites = append(plan.tierWrites, policyChange{verb: verbUpdate, name: t.Name, class: classTier, object: mergeForUpdate(cur, want)})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(live)) {
+		if (in.tier != nil && name == in.tier.Name) || postponed[name] {
+			continue
+		}
+		plan.tierDeletes = append(plan.tierDeletes, policyChange{verb: verbDelete, name: name, class: classTier, object: live[name]})
+	}
+}
+
+// classTier marks the writes of Tier objects.
+const classTier calico.Class = "tier"
+
+// tierMatches compares a managed Tier with the desired one on what
+// calico-pni owns: its label, description and spec.
+func tierMatches(cur *unstructured.Unstructured, t calico.Tier) bool {
+	if cur.GetLabels()[calico.ManagedByLabel] != calico.ManagedByValue || cur.GetAnnotations()[calico.DescriptionAnnotation] != t.Description {
+		return false
+	}
+	spec, err := calico.TierSpecOf(cur)
+	return err == nil && calico.TierSpecEqual(spec, t.Spec)
+}
+
+// tierOf reads the tier of a stored policy ("default" when it names none).
+func tierOf(u *unstructured.Unstructured) string {
+	t, _, _ := unstructured.NestedString(u.Object, "spec", "tier")
+	return canonicalTier(t)
+}
+
+func canonicalTier(t string) string {
+	if t == "" {
+		return calico.DefaultTier
+	}
+	return t
 }
 
 // planAllowUpdate sorts an update of an allow policy: widening, narrowing,

@@ -142,7 +142,7 @@ func TestPlanHoldsADirectionWhileItSwitches(t *testing.T) {
 	both := ingressOnly
 	both.Spec.Types = []calico.PolicyType{calico.Ingress, calico.Egress}
 	both.Spec.Egress = []calico.Rule{{Action: calico.Allow}}
-	hold := live(policies.HoldOpen(calico.Egress), "9")
+	hold := live(policies.HoldOpen("", calico.Egress), "9")
 
 	tests := []struct {
 		name         string
@@ -170,7 +170,7 @@ func TestPlanHoldsADirectionWhileItSwitches(t *testing.T) {
 			}
 		}
 	}
-	h := policies.HoldOpen(calico.Egress)
+	h := policies.HoldOpen("", calico.Egress)
 	if err := calico.Validate(h); err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,9 @@ func daemonWrites(t *testing.T, e *testbed.Env, m int64) []testbed.Write {
 }
 
 // wireStep names what a write does to isolation: "allow", "baseline" or
-// "hold" for a policy (with its verb), "in", "out" or "status" for a
-// namespace patch.
+// "hold" for a policy (with its verb, and "@calico-pni" for a policy of
+// calico-pni's tier), "in", "out" or "status" for a namespace patch, and
+// "create tier" or "delete tier" for calico-pni's tier.
 func wireStep(w testbed.Write) string {
 	switch {
 	case w.Resource == "globalnetworkpolicies":
@@ -53,9 +54,18 @@ func wireStep(w testbed.Write) string {
 		if w.Object != nil {
 			class = w.Object.GetLabels()[calico.ClassLabel]
 		}
+		// Names tell the tier (and, for a delete answered with a Status,
+		// the class).
+		_, name, prefixed := strings.Cut(w.Name, ".")
+		if !prefixed {
+			name = w.Name
+		}
+		tier := ""
+		if strings.HasPrefix(name, policies.TierNamePrefix) {
+			tier, name = "@"+config.TierName, "pni-"+strings.TrimPrefix(name, policies.TierNamePrefix)
+		}
 		if class == "" {
-			// A delete answered with a Status: the name tells.
-			switch name := v128.PolicyName(w.Name); {
+			switch {
 			case strings.HasPrefix(name, "pni-deny-"):
 				class = string(calico.ClassBaseline)
 			case strings.HasPrefix(name, "pni-hold-open-"):
@@ -64,7 +74,9 @@ func wireStep(w testbed.Write) string {
 				class = string(calico.ClassAllow)
 			}
 		}
-		return w.Verb + " " + class
+		return w.Verb + " " + class + tier
+	case w.Resource == "tiers":
+		return w.Verb + " tier"
 	case w.Resource == "namespaces" && w.Verb == "patch":
 		var patch struct {
 			Metadata struct {

@@ -121,7 +121,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 	case verbCreate:
 		created, err := res.Create(ctx, obj, opts)
 		if err == nil {
-			w.recent.policyWritten(key, "", created)
+			w.remember(kind, key, "", created)
 			w.count(verbCreate, kind)
 			w.log.Info("created policy", "kind", kind, "name", obj.GetName())
 			return created, nil
@@ -135,7 +135,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 		// against; a conflict means it changed since, so read it again.
 		updated, err := res.Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err == nil {
-			w.recent.policyWritten(key, obj.GetResourceVersion(), updated)
+			w.remember(kind, key, obj.GetResourceVersion(), updated)
 			w.count(verbUpdate, kind)
 			w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
 			return updated, nil
@@ -155,7 +155,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 			if err != nil {
 				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 			}
-			w.recent.policyWritten(key, "", created)
+			w.remember(kind, key, "", created)
 			w.count(verbCreate, kind)
 			written = created
 			return nil
@@ -169,7 +169,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 		}
 		if matches(cur, c.policy, canonicalOf) {
 			// Already as wanted: the cache was behind.
-			w.recent.policyWritten(key, obj.GetResourceVersion(), cur)
+			w.remember(kind, key, obj.GetResourceVersion(), cur)
 			written = cur
 			return nil
 		}
@@ -181,7 +181,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 			}
 			return fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
 		}
-		w.recent.policyWritten(key, obj.GetResourceVersion(), updated)
+		w.remember(kind, key, obj.GetResourceVersion(), updated)
 		w.count(verbUpdate, kind)
 		w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
 		written = updated
@@ -202,7 +202,7 @@ func (w *writer) deletePolicy(ctx context.Context, c policyChange) error {
 	err := w.resource(obj).Delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	switch {
 	case err == nil:
-		w.recent.policyWritten(obj.GetNamespace()+"/"+obj.GetName(), obj.GetResourceVersion(), nil)
+		w.remember(obj.GetKind(), obj.GetNamespace()+"/"+obj.GetName(), obj.GetResourceVersion(), nil)
 		w.count(verbDelete, obj.GetKind())
 		w.log.Info("deleted policy", "kind", obj.GetKind(), "name", obj.GetName())
 		return nil
@@ -236,6 +236,15 @@ func (w *writer) patchNamespaces(ctx context.Context, changes []namespaceChange,
 		}
 		r.record(c.name, err)
 	})
+}
+
+// remember records a write of a policy until the policy informer has seen
+// it. Tiers are listed afresh in every pass and are not remembered.
+func (w *writer) remember(kind, key, before string, after *unstructured.Unstructured) {
+	if kind == "Tier" {
+		return
+	}
+	w.recent.policyWritten(key, before, after)
 }
 
 func (w *writer) count(verb, kind string) {

@@ -13,7 +13,8 @@ import (
 )
 
 // env is the real API server of this package's tests, with both Calico
-// APIs served and ClusterInformation saying Calico 3.28.
+// APIs served, Calico 3.29's Tier CRD, and ClusterInformation saying
+// Calico 3.28.
 var env *testbed.Env
 
 func TestMain(m *testing.M) {
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(argv, os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(testbed.Run(m, testbed.Options{CalicoV1: true, CalicoV3: true, CalicoVersion: "v3.28.5"}, &env))
+	os.Exit(testbed.Run(m, testbed.Options{CalicoV1: true, CalicoV3: true, CalicoTiers: true, CalicoVersion: "v3.28.5"}, &env))
 }
 
 // calicoPNI runs the command in-process and returns exit code and outputs.

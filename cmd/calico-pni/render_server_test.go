@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -43,15 +45,23 @@ func decodeRendered(t *testing.T, out string) []*unstructured.Unstructured {
 func TestRenderedPoliciesOnRealServer(t *testing.T) {
 	e := testbed.Need(t, env)
 	ctx := context.Background()
+	dir := t.TempDir()
+	defaultTier := filepath.Join(dir, "default-tier.yaml")
+	if err := os.WriteFile(defaultTier, []byte("enforcement: default-tier\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	modes := []struct {
-		name     string
-		args     []string
-		group    string
-		prefixed bool
+		name   string
+		args   []string
+		group  string
+		prefix string // of every policy's stored name
 	}{
-		{"v1 on Calico 3.28 (default. prefix)", []string{"--api", "v1", "--calico-version", "v3.28.5"}, "crd.projectcalico.org/v1", true},
-		{"v1 on Calico 3.32 (plain names)", []string{"--api", "v1", "--calico-version", "v3.32.0"}, "crd.projectcalico.org/v1", false},
-		{"v3", []string{"--api", "v3"}, "projectcalico.org/v3", false},
+		{"v1 on Calico 3.28 (default. prefix)", []string{"--api", "v1", "--calico-version", "v3.28.5"}, "crd.projectcalico.org/v1", "default.pni-"},
+		{"v1 on Calico 3.32, default tier (plain names)", []string{"--api", "v1", "--calico-version", "v3.32.0", "--config", defaultTier}, "crd.projectcalico.org/v1", "pni-"},
+		{"v3, default tier", []string{"--api", "v3", "--config", defaultTier}, "projectcalico.org/v3", "pni-"},
+		{"v1 on Calico 3.30, calico-pni's tier (calico-pni. prefix)", []string{"--api", "v1", "--calico-version", "v3.30.2"}, "crd.projectcalico.org/v1", "calico-pni.pni-tier-"},
+		{"v3 on Calico 3.30, calico-pni's tier (calico-pni. prefix)", []string{"--api", "v3", "--calico-version", "v3.30.2"}, "projectcalico.org/v3", "calico-pni.pni-tier-"},
+		{"v3 on Calico 3.32, calico-pni's tier (plain names)", []string{"--api", "v3", "--calico-version", "v3.32.1"}, "projectcalico.org/v3", "pni-tier-"},
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -67,11 +77,14 @@ func TestRenderedPoliciesOnRealServer(t *testing.T) {
 				if want.GetAPIVersion() != mode.group {
 					t.Fatalf("%s has apiVersion %s", want.GetName(), want.GetAPIVersion())
 				}
-				if strings.HasPrefix(want.GetName(), "default.") != mode.prefixed {
-					t.Errorf("%s: name prefix wrong for this mode", want.GetName())
+				resource := "globalnetworkpolicies"
+				if want.GetKind() == "Tier" {
+					resource = "tiers"
+				} else if !strings.HasPrefix(want.GetName(), mode.prefix) {
+					t.Errorf("%s: stored name does not start with %s", want.GetName(), mode.prefix)
 				}
 				gv, _ := schema.ParseGroupVersion(want.GetAPIVersion())
-				res := e.Dynamic.Resource(gv.WithResource("globalnetworkpolicies"))
+				res := e.Dynamic.Resource(gv.WithResource(resource))
 				if _, err := res.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 					t.Fatalf("creating %s: %v", want.GetName(), err)
 				}

@@ -31,6 +31,9 @@ type Options struct {
 	// CalicoVersion, when set, is written to ClusterInformation "default"
 	// as calico/node would.
 	CalicoVersion string
+	// CalicoTiers adds what Calico 3.29 brought to its open-source CRDs:
+	// the Tier CRD of testdata/crds and spec.tier on policies.
+	CalicoTiers bool
 }
 
 // Env is a running API server.
@@ -142,18 +145,31 @@ func CalicoCRDs(opts Options) ([]*apiextensionsv1.CustomResourceDefinition, erro
 	if err != nil {
 		return nil, err
 	}
-	var out []*apiextensionsv1.CustomResourceDefinition
+	var files []string
 	for _, entry := range entries {
-		if !strings.HasSuffix(entry.Name(), ".yaml") {
-			continue
+		if strings.HasSuffix(entry.Name(), ".yaml") {
+			files = append(files, filepath.Join(dir, entry.Name()))
 		}
-		data, err := os.ReadFile(filepath.Join(dir, entry.Name()))
+	}
+	if opts.CalicoTiers {
+		root, err := RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, filepath.Join(root, "testdata", "crds", "crd.projectcalico.org_tiers.yaml"))
+	}
+	var out []*apiextensionsv1.CustomResourceDefinition
+	for _, file := range files {
+		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, err
 		}
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := yaml.Unmarshal(data, &crd); err != nil {
-			return nil, fmt.Errorf("%s: %w", entry.Name(), err)
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if opts.CalicoTiers {
+			addTierField(&crd)
 		}
 		if opts.CalicoV1 {
 			out = append(out, crd.DeepCopy())
@@ -171,10 +187,35 @@ func CalicoCRDs(opts Options) ([]*apiextensionsv1.CustomResourceDefinition, erro
 // servedByV3 lists the v3 resources calico-pni's tests use.
 func servedByV3(plural string) bool {
 	switch plural {
-	case "globalnetworkpolicies", "networkpolicies", "clusterinformations":
+	case "globalnetworkpolicies", "networkpolicies", "clusterinformations", "tiers":
 		return true
 	}
 	return false
+}
+
+// addTierField gives the policy CRDs of Calico 3.28 the spec.tier field
+// that Calico 3.29 added.
+func addTierField(crd *apiextensionsv1.CustomResourceDefinition) {
+	switch crd.Spec.Names.Plural {
+	case "globalnetworkpolicies", "networkpolicies":
+	default:
+		return
+	}
+	for i := range crd.Spec.Versions {
+		schema := crd.Spec.Versions[i].Schema
+		if schema == nil || schema.OpenAPIV3Schema == nil {
+			continue
+		}
+		spec, ok := schema.OpenAPIV3Schema.Properties["spec"]
+		if !ok {
+			continue
+		}
+		if spec.Properties == nil {
+			spec.Properties = map[string]apiextensionsv1.JSONSchemaProps{}
+		}
+		spec.Properties["tier"] = apiextensionsv1.JSONSchemaProps{Type: "string", Description: "The tier the policy belongs to (Calico 3.29 and later)."}
+		schema.OpenAPIV3Schema.Properties["spec"] = spec
+	}
 }
 
 // asV3 turns a crd.projectcalico.org/v1 CRD into a projectcalico.org/v3

@@ -55,15 +55,26 @@ type Policy struct {
 	// written as an annotation so that `kubectl get -o yaml` explains it.
 	Description string
 	Spec        GlobalNetworkPolicySpec
+	// Staged policies (Calico 3.30 and later) are evaluated against real
+	// traffic and reported in Calico's flow logs, never enforced.
+	Staged bool
 }
 
-// Kind is GlobalNetworkPolicy or NetworkPolicy.
+// Kind is GlobalNetworkPolicy or NetworkPolicy, or their staged kinds.
 func (p Policy) Kind() string {
+	kind := "GlobalNetworkPolicy"
 	if p.Namespace != "" {
-		return "NetworkPolicy"
+		kind = "NetworkPolicy"
 	}
-	return "GlobalNetworkPolicy"
+	if p.Staged {
+		kind = "Staged" + kind
+	}
+	return kind
 }
+
+// StagedSet is the stagedAction of a staged policy that stands for the
+// policy as it would be enforced.
+const StagedSet = "Set"
 
 // Version is a Calico release, as ClusterInformation reports it ("v3.28.5").
 type Version struct{ Major, Minor int }
@@ -106,8 +117,17 @@ type API struct {
 	Group   string
 	Version Version
 	// Tiers is true when the API serves Tier objects (Calico 3.29 and
-	// later).
-	Tiers bool
+	// later), Staged when it serves staged policies (3.30 and later).
+	Tiers, Staged bool
+}
+
+// PolicyKinds returns the kinds of policy calico-pni may write through a:
+// GlobalNetworkPolicy, and StagedGlobalNetworkPolicy where it is served.
+func (a API) PolicyKinds() []string {
+	if a.Staged {
+		return []string{"GlobalNetworkPolicy", "StagedGlobalNetworkPolicy"}
+	}
+	return []string{"GlobalNetworkPolicy"}
 }
 
 // GroupVersion returns projectcalico.org/v3 or crd.projectcalico.org/v1.
@@ -120,12 +140,9 @@ func (a API) GroupVersion() schema.GroupVersion {
 
 // Resource returns the resource a policy of this kind is written to.
 func (a API) Resource(kind string) schema.GroupVersionResource {
-	plural := "globalnetworkpolicies"
-	switch kind {
-	case "NetworkPolicy":
-		plural = "networkpolicies"
-	case "Tier":
-		plural = "tiers"
+	plural := strings.ToLower(kind) + "s"
+	if strings.HasSuffix(kind, "Policy") {
+		plural = strings.ToLower(strings.TrimSuffix(kind, "Policy")) + "policies"
 	}
 	return a.GroupVersion().WithResource(plural)
 }
@@ -200,10 +217,14 @@ func (a API) Object(p Policy) *unstructured.Unstructured {
 	}
 	typeMeta := metav1.TypeMeta{APIVersion: a.GroupVersion().String(), Kind: p.Kind()}
 	var obj any
+	spec := p.Spec
+	if p.Staged && spec.StagedAction == "" {
+		spec.StagedAction = StagedSet
+	}
 	if p.Namespace == "" {
-		obj = GlobalNetworkPolicy{TypeMeta: typeMeta, ObjectMeta: meta, Spec: p.Spec}
+		obj = GlobalNetworkPolicy{TypeMeta: typeMeta, ObjectMeta: meta, Spec: spec}
 	} else {
-		obj = NetworkPolicy{TypeMeta: typeMeta, ObjectMeta: meta, Spec: NamespacedSpec(p.Spec)}
+		obj = NetworkPolicy{TypeMeta: typeMeta, ObjectMeta: meta, Spec: NamespacedSpec(spec)}
 	}
 	u, err := toUnstructured(obj)
 	if err != nil {
@@ -218,7 +239,7 @@ func NamespacedSpec(s GlobalNetworkPolicySpec) NetworkPolicySpec {
 	return NetworkPolicySpec{
 		Tier: s.Tier, Order: s.Order, Selector: s.Selector,
 		ServiceAccountSelector: s.ServiceAccountSelector, Types: s.Types,
-		Ingress: s.Ingress, Egress: s.Egress, PerformanceHints: s.PerformanceHints,
+		Ingress: s.Ingress, Egress: s.Egress, PerformanceHints: s.PerformanceHints, StagedAction: s.StagedAction,
 	}
 }
 

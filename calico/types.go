@@ -57,6 +57,9 @@ type GlobalNetworkPolicySpec struct {
 	PreDNAT                bool         `json:"preDNAT,omitempty"`
 	ApplyOnForward         bool         `json:"applyOnForward,omitempty"`
 	PerformanceHints       []string     `json:"performanceHints,omitempty"`
+	// StagedAction is set on staged policies only: Set (the policy as it
+	// would be enforced) or Delete.
+	StagedAction string `json:"stagedAction,omitempty"`
 }
 
 // NetworkPolicySpec is the spec of a namespaced Calico NetworkPolicy. It has
@@ -70,6 +73,7 @@ type NetworkPolicySpec struct {
 	Ingress                []Rule       `json:"ingress,omitempty"`
 	Egress                 []Rule       `json:"egress,omitempty"`
 	PerformanceHints       []string     `json:"performanceHints,omitempty"`
+	StagedAction           string       `json:"stagedAction,omitempty"`
 }
 
 // GlobalNetworkPolicy is a cluster-wide Calico policy.

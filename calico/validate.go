@@ -56,6 +56,12 @@ func (v *validator) policy(p Policy) {
 	if s.Order == nil {
 		v.fail("spec.order", "must be set: without it the policy is applied last")
 	}
+	switch {
+	case p.Staged && s.StagedAction != StagedSet:
+		v.fail("spec.stagedAction", "%q: calico-pni stages policies as they would be enforced (Set)", s.StagedAction)
+	case !p.Staged && s.StagedAction != "":
+		v.fail("spec.stagedAction", "is for staged policies only")
+	}
 	v.types(s)
 	if p.Namespace == "" {
 		// An empty selector and namespaceSelector select every workload

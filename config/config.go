@@ -3,7 +3,11 @@
 // Every error names the field (as a dotted path) and says how to fix it.
 package config
 
-import "github.com/calico-pni/calico-pni/calico"
+import (
+	"slices"
+
+	"github.com/calico-pni/calico-pni/calico"
+)
 
 // Config is the whole configuration file. Every field has a default; a
 // field set in the file replaces the default, lists and maps included.
@@ -73,6 +77,35 @@ type Config struct {
 	Enforcement string `json:"enforcement"`
 	// Tier is calico-pni's own tier in tier mode.
 	Tier Tier `json:"tier"`
+	// Rollout is "enforce" (isolate the projects of projects.enforce,
+	// stage those of projects.stage) or "stage": enforce nothing, and write
+	// as staged policies (Calico 3.30 and later) what would be enforced,
+	// for every project either list names, so that Calico's flow logs show
+	// which real connections isolation would deny.
+	Rollout string `json:"rollout"`
+	// Projects says project by project what the rollout does.
+	Projects Projects `json:"projects"`
+}
+
+// Rollout modes.
+const (
+	RolloutEnforce = "enforce"
+	RolloutStage   = "stage"
+)
+
+// AllProjects in a list of Projects stands for every project the other
+// list does not name.
+const AllProjects = "*"
+
+// Projects lists project IDs (or "*") by what calico-pni does with their
+// namespaces. A project both lists leave out is not isolated; its
+// namespaces' status says so. A project named in one list is decided by
+// it even when the other holds "*".
+type Projects struct {
+	// Enforce: isolated (staged instead while rollout is "stage").
+	Enforce []string `json:"enforce"`
+	// Stage: staged policies only.
+	Stage []string `json:"stage"`
 }
 
 // Enforcement modes.
@@ -293,5 +326,27 @@ func Default() *Config {
 		ProjectPeers: []ProjectPeer{},
 		Enforcement:  EnforcementAuto,
 		Tier:         Tier{Order: 10000},
+		Rollout:      RolloutEnforce,
+		Projects:     Projects{Enforce: []string{AllProjects}, Stage: []string{}},
 	}
+}
+
+// ProjectRollout returns what the configuration does with the namespaces
+// of a project: RolloutEnforce, RolloutStage, or "" (neither).
+func (c *Config) ProjectRollout(project string) string {
+	mode := ""
+	switch {
+	case slices.Contains(c.Projects.Enforce, project):
+		mode = RolloutEnforce
+	case slices.Contains(c.Projects.Stage, project):
+		mode = RolloutStage
+	case slices.Contains(c.Projects.Enforce, AllProjects):
+		mode = RolloutEnforce
+	case slices.Contains(c.Projects.Stage, AllProjects):
+		mode = RolloutStage
+	}
+	if mode != "" && c.Rollout == RolloutStage {
+		mode = RolloutStage
+	}
+	return mode
 }

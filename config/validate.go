@@ -201,6 +201,26 @@ func (c *Config) Validate() error {
 	default:
 		fail("enforcement", "%q: use %q (calico-pni's own tier, Calico 3.29 and later), %q (the default tier) or %q (tier when Calico is 3.29 or later)", c.Enforcement, EnforcementTier, EnforcementDefaultTier, EnforcementAuto)
 	}
+	switch c.Rollout {
+	case RolloutEnforce, RolloutStage:
+	default:
+		fail("rollout", "%q: use %q or %q (staged policies only, Calico 3.30 and later)", c.Rollout, RolloutEnforce, RolloutStage)
+	}
+	for _, list := range []struct {
+		field string
+		ids   []string
+	}{{"projects.enforce", c.Projects.Enforce}, {"projects.stage", c.Projects.Stage}} {
+		for i, id := range list.ids {
+			if id != AllProjects {
+				checkProjectID(fmt.Sprintf("%s[%d]", list.field, i), id, fail)
+			}
+		}
+	}
+	for i, id := range c.Projects.Stage {
+		if slices.Contains(c.Projects.Enforce, id) {
+			fail(fmt.Sprintf("projects.stage[%d]", i), "%q is in projects.enforce too; name each project in one list", id)
+		}
+	}
 	if c.Tier.Order <= 0 || c.Tier.Order >= 1_000_000 {
 		fail("tier.order", "%v: must lie between 0 and the default tier's 1,000,000, so that the walls come before tenants' policies", c.Tier.Order)
 	}

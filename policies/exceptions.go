@@ -26,7 +26,7 @@ func (g *generator) dns() built {
 	for _, proto := range []calico.Protocol{calico.UDP, calico.TCP} {
 		egress = append(egress, calico.Rule{Action: calico.Allow, Protocol: calico.ProtocolFor(proto), Destination: to})
 	}
-	return g.allow("allow-dns", true, description, isolated(), nil, nil, egress)
+	return g.allow("allow-dns", true, description, g.isolated(), nil, nil, egress)
 }
 
 // kubeAPI lets isolated pods reach the Kubernetes API. Calico sees egress
@@ -88,7 +88,7 @@ func (g *generator) kubeAPI(snap Snapshot) built {
 	}
 	return g.allow("allow-kube-api", true,
 		fmt.Sprintf("Isolated pods may reach the Kubernetes API (kubeAPI.mode %s): the endpoints of the default/kubernetes Service and node addresses on the API port, kept up to date.", mode),
-		isolated(), nil, nil, egress)
+		g.isolated(), nil, nil, egress)
 }
 
 // splitFamilies returns sorted, de-duplicated CIDRs, IPv4 and IPv6 apart:
@@ -128,7 +128,7 @@ func (g *generator) workloads() []built {
 		}
 		out = append(out, g.allow("allow-monitoring-ingress", true,
 			"Isolated pods accept traffic from Rancher monitoring's Prometheus (configuration: monitoring).",
-			isolated(), nil, ingress, nil))
+			g.isolated(), nil, ingress, nil))
 	}
 	if !c.IsolateEgress {
 		return out
@@ -151,7 +151,7 @@ func (g *generator) workloads() []built {
 		}
 		out = append(out, g.allow(f.name, true,
 			fmt.Sprintf("%s may send traffic anywhere from an isolated namespace.", f.what),
-			isolated(), calico.Or(pods...), nil, []calico.Rule{{Action: calico.Allow}}))
+			g.isolated(), calico.Or(pods...), nil, []calico.Rule{{Action: calico.Allow}}))
 	}
 	return out
 }

@@ -112,6 +112,9 @@ type generator struct {
 	// tier is calico-pni's tier in tier mode, "" in default-tier mode;
 	// prefix starts every policy name.
 	tier, prefix string
+	// view is the set of policies being built: those enforced, or those
+	// staged (see build).
+	view view
 	// shared are the policies whose selection is evaluated for each
 	// namespace; projectPolicy and ownPolicy are looked up directly.
 	shared        []built
@@ -149,7 +152,28 @@ type nsInfo struct {
 	state  *NamespaceState
 	// own is true for a namespace isolated on its own (in no project).
 	own bool
+	// rollout is what happens to a namespace that is to be isolated:
+	// config.RolloutEnforce or config.RolloutStage ("" for the others).
+	rollout string
 }
+
+// view is one set of policies: the enforced ones, which select namespaces
+// by the isolated label, or the staged ones (Calico's staged kinds, never
+// enforced), which select them by the staged label and are named apart, so
+// that a staged policy previews the addition of a policy, not a change of
+// an enforced one of the same name.
+type view struct {
+	rollout string
+	label   string
+	prefix  string
+	staged  bool
+}
+
+// member reports whether a namespace belongs to the view being built.
+func (g *generator) member(info *nsInfo) bool { return info.rollout == g.view.rollout }
+
+// isolated selects the namespaces of the view being built.
+func (g *generator) isolated() calico.Selector { return calico.Eq(g.view.label, "true") }
 
 func (g *generator) run(snap Snapshot) Desired {
 	infos := make([]*nsInfo, len(snap.Namespaces))
@@ -184,18 +208,55 @@ func (g *generator) run(snap Snapshot) Desired {
 		}
 	}
 
+	staged := false
+	for _, info := range infos {
+		g.classify(info)
+		g.checkRoles(info)
+		staged = staged || info.rollout == config.RolloutStage
+	}
+	if g.d.Tier != nil {
+		if err := calico.ValidateTier(*g.d.Tier); err != nil {
+			g.d.Problems = append(g.d.Problems, err.Error())
+		}
+	}
+	// With rollout: stage nothing is enforced, not even the baseline.
+	if g.cfg.Rollout != config.RolloutStage {
+		g.build(snap, infos, byName, view{rollout: config.RolloutEnforce, label: IsolatedLabel, prefix: g.prefix})
+	}
+	if staged {
+		g.build(snap, infos, byName, view{rollout: config.RolloutStage, label: StagedLabel, prefix: g.prefix + "staged-", staged: true})
+	}
+	sortPolicies(g.d.Policies)
+	g.d.Namespaces = make([]NamespaceState, 0, len(infos))
+	for _, info := range infos {
+		g.d.Namespaces = append(g.d.Namespaces, *info.state)
+	}
+	return g.d
+}
+
+// build generates the policies of one view and the policy lists of its
+// namespaces. The enforced view is built unless the rollout stages
+// everything (its baseline exists even before any namespace is isolated);
+// the staged one when a namespace is staged.
+func (g *generator) build(snap Snapshot, infos []*nsInfo, byName map[string]*nsInfo, v view) {
+	g.view = v
+	g.shared, g.all = nil, nil
+	g.projectPolicy = map[string]string{}
+	g.ownPolicy = map[string]string{}
 	projects := map[string]bool{}
 	usedRoles := map[string]bool{}
 	for _, info := range infos {
-		g.classify(info)
-		if info.state.Status.Isolated && !info.own {
+		if !g.member(info) {
+			continue
+		}
+		if !info.own {
 			projects[info.member.Project] = true
 		}
-		g.checkRoles(info, usedRoles)
+		for _, role := range g.rolesUsed(info) {
+			usedRoles[role] = true
+		}
 	}
 
-	g.projectPolicy = map[string]string{}
-	g.ownPolicy = map[string]string{}
 	g.add(g.baseline()...)
 	if g.d.SystemProject != "" {
 		g.add(g.fromSystemProject())
@@ -230,26 +291,20 @@ func (g *generator) run(snap Snapshot) Desired {
 		g.all = append(g.all, b)
 	}
 	for _, info := range infos {
-		if info.own && info.state.Status.Isolated {
+		if info.own && g.member(info) {
 			b := g.namespaceOnItsOwn(info.ns.Name)
 			g.ownPolicy[info.ns.Name] = b.policy.Name
 			g.all = append(g.all, b)
 		}
 	}
 
-	if g.d.Tier != nil {
-		if err := calico.ValidateTier(*g.d.Tier); err != nil {
-			g.d.Problems = append(g.d.Problems, err.Error())
-		}
-	}
 	invalid := g.validate()
 	g.prepareSelection()
-	g.d.Namespaces = make([]NamespaceState, 0, len(infos))
 	for _, info := range infos {
-		g.selectedBy(info, invalid)
-		g.d.Namespaces = append(g.d.Namespaces, *info.state)
+		if g.member(info) {
+			g.selectedBy(info, invalid)
+		}
 	}
-	return g.d
 }
 
 // add registers policies whose selection is evaluated per namespace.
@@ -303,13 +358,17 @@ func (g *generator) classify(info *nsInfo) {
 		st.Status.State = Open
 		st.Status.Reason = "in no project; not isolated, as under Rancher (set isolateUnassigned, or annotate the namespace calico-pni.io/isolation=enabled, to isolate it)"
 	}
+	label := ""
 	if st.Status.Isolated {
+		label = g.decideRollout(info)
+	}
+	if label != "" {
 		st.Status.Tier = calico.DefaultTier
 		if g.tier != "" {
 			st.Status.Tier = g.tier
 		}
 	}
-	st.Labels = g.labelSet(st.Status.Isolated, m.Project)
+	st.Labels = g.labelSet(label, m.Project)
 	for _, p := range []string{m.Problem, optProblem} {
 		if p != "" {
 			st.Status.AddProblem(p)
@@ -328,11 +387,8 @@ func (g *generator) exemptPattern(name string) (string, bool) {
 
 // labelSet returns the calico-pni labels of a namespace. Namespaces with
 // the same labels share one map, which nobody may change.
-func (g *generator) labelSet(isolated bool, project string) map[string]string {
-	key := project
-	if isolated {
-		key += "/isolated"
-	}
+func (g *generator) labelSet(switchLabel, project string) map[string]string {
+	key := project + "/" + switchLabel
 	if set, ok := g.labelSets[key]; ok {
 		return set
 	}
@@ -340,11 +396,43 @@ func (g *generator) labelSet(isolated bool, project string) map[string]string {
 	if project != "" {
 		set[ProjectLabel] = project
 	}
-	if isolated {
-		set[IsolatedLabel] = "true"
+	if switchLabel != "" {
+		set[switchLabel] = "true"
 	}
 	g.labelSets[key] = set
 	return set
+}
+
+// decideRollout applies the rollout to a namespace that is to be
+// isolated, and returns the label that switches it on (isolated or
+// staged; "" when the rollout leaves it open). A namespace isolated in no
+// project follows rollout alone.
+func (g *generator) decideRollout(info *nsInfo) string {
+	st := &info.state.Status
+	mode := config.RolloutEnforce
+	if info.own {
+		if g.cfg.Rollout == config.RolloutStage {
+			mode = config.RolloutStage
+		}
+	} else {
+		mode = g.cfg.ProjectRollout(info.member.Project)
+	}
+	info.rollout = mode
+	switch mode {
+	case config.RolloutEnforce:
+		return IsolatedLabel
+	case config.RolloutStage:
+		why := "projects.stage"
+		if g.cfg.Rollout == config.RolloutStage {
+			why = "rollout: stage"
+		}
+		st.State, st.Isolated = Staged, false
+		st.Reason = g.intern(fmt.Sprintf("%s; staged, not enforced (%s): Calico's flow logs show what isolation would deny", st.Reason, why))
+		return StagedLabel
+	}
+	st.State, st.Isolated = Open, false
+	st.Reason = g.intern(fmt.Sprintf("in project %s, which neither projects.enforce nor projects.stage names: not isolated", info.member.Project))
+	return ""
 }
 
 // intern returns one copy of each distinct reason text.
@@ -369,7 +457,7 @@ func globMatch(pattern, name string) bool {
 // checkRoles records which configured roles an isolated namespace uses,
 // reports role labels that name no configured role, and reports a
 // consumer label the role's consumers setting ignores.
-func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
+func (g *generator) checkRoles(info *nsInfo) {
 	var keys []string
 	for key := range info.ns.Labels {
 		if strings.HasPrefix(key, config.RoleLabelPrefix) || strings.HasPrefix(key, config.AllowLabelPrefix) {
@@ -401,10 +489,22 @@ func (g *generator) checkRoles(info *nsInfo, used map[string]bool) {
 				info.state.Status.AddProblem(fmt.Sprintf("label %s is ignored: %s", key, why))
 			}
 		}
-		if info.state.Status.Isolated {
-			used[role] = true
+	}
+}
+
+// rolesUsed returns the configured roles a namespace offers or consumes.
+func (g *generator) rolesUsed(info *nsInfo) []string {
+	var out []string
+	for key := range info.ns.Labels {
+		role, ok := strings.CutPrefix(key, config.RoleLabelPrefix)
+		if !ok {
+			role, ok = strings.CutPrefix(key, config.AllowLabelPrefix)
+		}
+		if _, configured := g.cfg.Roles[role]; ok && configured {
+			out = append(out, role)
 		}
 	}
+	return out
 }
 
 // consumerIgnored says why a namespace of project may not consume a role,
@@ -430,6 +530,10 @@ func (g *generator) consumerIgnored(role string, r config.Role, project string) 
 func (g *generator) validate() map[string]error {
 	invalid := map[string]error{}
 	for _, b := range g.all {
+		if g.view.staged {
+			b.policy.Staged = true
+			b.policy.Spec.StagedAction = calico.StagedSet
+		}
 		if err := calico.Validate(b.policy); err != nil {
 			invalid[b.policy.Name] = err
 			g.d.Invalid = append(g.d.Invalid, InvalidPolicy{Name: b.policy.Name, Err: err})
@@ -438,16 +542,21 @@ func (g *generator) validate() map[string]error {
 		}
 		g.d.Policies = append(g.d.Policies, b.policy)
 	}
-	slices.SortFunc(g.d.Policies, func(a, b calico.Policy) int {
+	return invalid
+}
+
+// sortPolicies orders policies as they are written: allow policies, then
+// baseline policies, each by namespace and name.
+func sortPolicies(ps []calico.Policy) {
+	slices.SortFunc(ps, func(a, b calico.Policy) int {
 		if a.Class != b.Class {
 			if a.Class == calico.ClassAllow {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind(), b.Kind()))
 	})
-	return invalid
 }
 
 // policyName joins a prefix and an ID into the stem of a policy name that,
@@ -475,7 +584,7 @@ func inProject(id string) calico.Selector { return calico.Eq(ProjectLabel, id) }
 // (before the others); any other passes its traffic on to the tenants'
 // policies in the tiers after, which may narrow it.
 func (g *generator) allow(stem string, guarantee bool, description string, selects calico.Selector, podSelector calico.Selector, ingress, egress []calico.Rule) built {
-	b := allowPolicy(g.prefix+stem, description, selects, podSelector, ingress, egress)
+	b := allowPolicy(g.view.prefix+stem, description, selects, podSelector, ingress, egress)
 	if g.tier == "" {
 		return b
 	}

@@ -42,7 +42,7 @@ func (g *generator) fromHostNetwork(snap Snapshot) built {
 	}
 	return g.allow("allow-from-host-network", false,
 		"Isolated pods accept traffic from every node's host network (Calico tunnel addresses and node IPs), as Rancher's hn-nodes policy does.",
-		isolated(), nil, ingress, nil)
+		g.isolated(), nil, ingress, nil)
 }
 
 // outsideSource matches traffic that does not come from a pod or host
@@ -64,7 +64,7 @@ func (g *generator) externalServices(snap Snapshot, byName map[string]*nsInfo) [
 	var targets []string // the namespace of each rule
 	for _, svc := range services {
 		info := byName[svc.Namespace]
-		if info == nil || !info.state.Status.Isolated {
+		if info == nil || !g.member(info) {
 			continue
 		}
 		if len(svc.Selector) == 0 {
@@ -98,7 +98,7 @@ func (g *generator) hostPorts(snap Snapshot, byName map[string]*nsInfo) []built 
 	groups := map[string]*group{}
 	for _, pod := range snap.HostPortPods {
 		info := byName[pod.Namespace]
-		if info == nil || !info.state.Status.Isolated {
+		if info == nil || !g.member(info) {
 			continue
 		}
 		labels := maps.Clone(pod.Labels)
@@ -169,7 +169,7 @@ func (g *generator) chunked(name, description string, rules []calico.Rule, targe
 		if i > 0 {
 			n = fmt.Sprintf("%s-%d", name, i/maxRules+1)
 		}
-		b := g.allow(n, false, description, isolated(), nil, rules[i:end], nil)
+		b := g.allow(n, false, description, g.isolated(), nil, rules[i:end], nil)
 		b.only = map[string]bool{}
 		for _, ns := range targets[i:end] {
 			b.only[ns] = true
@@ -209,13 +209,13 @@ func (g *generator) internet(snap Snapshot) built {
 	label := g.cfg.Internet.Label
 	return g.allow("allow-internet", false,
 		fmt.Sprintf("Isolated namespaces labelled %s may send traffic outside the cluster: anywhere but the cluster's ranges (internet.excludeCIDRs) and the nodes.", label),
-		calico.And(isolated(), calico.Has(label)), nil, nil, egress)
+		calico.And(g.isolated(), calico.Has(label)), nil, nil, egress)
 }
 
 // usesInternet reports whether an isolated namespace carries the label.
 func (g *generator) usesInternet(infos []*nsInfo) bool {
 	for _, info := range infos {
-		if _, ok := info.ns.Labels[g.cfg.Internet.Label]; ok && info.state.Status.Isolated {
+		if _, ok := info.ns.Labels[g.cfg.Internet.Label]; ok && g.member(info) {
 			return true
 		}
 	}

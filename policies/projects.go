@@ -19,10 +19,10 @@ func (g *generator) baseline() []built {
 	}
 	var out []built
 	for _, dir := range dirs {
-		name := g.prefix + "deny-ingress"
+		name := g.view.prefix + "deny-ingress"
 		what := "into"
 		if dir == calico.Egress {
-			name, what = g.prefix+"deny-egress", "out of"
+			name, what = g.view.prefix+"deny-egress", "out of"
 		}
 		out = append(out, built{
 			policy: calico.Policy{
@@ -32,11 +32,11 @@ func (g *generator) baseline() []built {
 				Spec: calico.GlobalNetworkPolicySpec{
 					Tier:              g.tier,
 					Order:             order(BaselineOrder),
-					NamespaceSelector: isolated().String(),
+					NamespaceSelector: g.isolated().String(),
 					Types:             []calico.PolicyType{dir},
 				},
 			},
-			selects: isolated(),
+			selects: g.isolated(),
 		})
 	}
 	return out
@@ -80,8 +80,8 @@ func (g *generator) project(id string) built {
 	if len(peers) > 0 {
 		description += " Project peers (projectPeers): " + strings.Join(peers, ", ") + "."
 	}
-	return g.allow(policyName("project-", id, len(g.prefix)), false, description,
-		calico.And(isolated(), inProject(id)), nil, ingress, egress)
+	return g.allow(policyName("project-", id, len(g.view.prefix)), false, description,
+		calico.And(g.isolated(), inProject(id)), nil, ingress, egress)
 }
 
 // peerRule allows traffic between peer projects, on the peer's protocol
@@ -101,7 +101,7 @@ func peerRule(peer config.ProjectPeer, source, destination calico.EntityRule) ca
 func (g *generator) fromSystemProject() built {
 	return g.allow("allow-from-system-project", false,
 		fmt.Sprintf("Isolated namespaces accept traffic from the System project (%s).", g.d.SystemProject),
-		isolated(), nil,
+		g.isolated(), nil,
 		[]calico.Rule{{Action: calico.Allow, Source: calico.EntityRule{NamespaceSelector: inProject(g.d.SystemProject).String()}}},
 		nil)
 }
@@ -117,7 +117,7 @@ func (g *generator) namespaceOnItsOwn(name string) built {
 	if g.cfg.IsolateEgress {
 		egress = []calico.Rule{{Action: calico.Allow, Destination: own}}
 	}
-	return g.allow(policyName("namespace-", name, len(g.prefix)), false,
+	return g.allow(policyName("namespace-", name, len(g.view.prefix)), false,
 		fmt.Sprintf("Namespace %s, isolated in no project: its pods exchange traffic with each other.", name),
-		calico.And(isolated(), self), nil, ingress, egress)
+		calico.And(g.isolated(), self), nil, ingress, egress)
 }

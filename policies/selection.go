@@ -15,9 +15,6 @@ import (
 // the sorted name lists are shared between namespaces (read-only).
 func (g *generator) selectedBy(info *nsInfo, invalid map[string]error) {
 	st := info.state
-	if !st.Status.Isolated {
-		return
-	}
 	label := func(k string) (string, bool) {
 		switch {
 		case k == calico.NameLabel:

@@ -32,11 +32,11 @@ func (g *generator) ingressController() []built {
 	}
 	out := []built{g.allow("allow-ingress-controller", false,
 		fmt.Sprintf("Isolated backend namespaces (%s) accept the ingress controller (namespaces with %s) on its backend ports.", backends, controller),
-		calico.And(isolated(), backends), nil, []calico.Rule{rule}, nil)}
+		calico.And(g.isolated(), backends), nil, []calico.Rule{rule}, nil)}
 	if g.cfg.IsolateEgress {
 		out = append(out, g.allow("allow-ingress-controller-egress", false,
 			fmt.Sprintf("An isolated ingress controller namespace (%s) may reach backend namespaces (%s) on their backend ports.", controller, backends),
-			calico.And(isolated(), controller), nil, nil, []calico.Rule{rule}))
+			calico.And(g.isolated(), controller), nil, nil, []calico.Rule{rule}))
 	}
 	return out
 }
@@ -83,9 +83,9 @@ func (g *generator) role(name string) built {
 	if g.cfg.IsolateEgress {
 		egress = rules
 	}
-	return g.allow(policyName("role-", name, len(g.prefix)), false,
+	return g.allow(policyName("role-", name, len(g.view.prefix)), false,
 		fmt.Sprintf("Service role %s: %s labelled %s%s reach namespaces labelled %s%s on %s %s.", name, who, config.AllowLabelPrefix, name, config.RoleLabelPrefix, name, r.Protocol, portList(r.Ports)),
-		calico.And(isolated(), calico.Or(offers, consumes)), nil, rules, egress)
+		calico.And(g.isolated(), calico.Or(offers, consumes)), nil, rules, egress)
 }
 
 func portList(ports []calico.Port) string {

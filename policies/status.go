@@ -11,6 +11,10 @@ const (
 	// IsolatedLabel ("true") switches isolation on for a namespace. Every
 	// calico-pni policy selects namespaces through it.
 	IsolatedLabel = "calico-pni.io/isolated"
+	// StagedLabel ("true") marks a namespace whose isolation is staged:
+	// calico-pni's staged policies select it through this label, and
+	// nothing is enforced.
+	StagedLabel = "calico-pni.io/staged"
 	// ProjectLabel holds the trusted project ID (from Rancher's guarded
 	// annotation) of every namespace in a project. Policies match projects
 	// with it instead of Rancher's label, which anyone who can edit the
@@ -31,8 +35,13 @@ const (
 	Isolated State = "isolated"
 	// Exempt: never isolated (System project, or exempt by name).
 	Exempt State = "exempt"
-	// Open: not isolated (in no project, as under Rancher).
+	// Open: not isolated (in no project, as under Rancher, or in a project
+	// the rollout leaves out).
 	Open State = "open"
+	// Staged: what isolation would be is written as Calico staged
+	// policies, evaluated against real traffic in Calico's flow logs but
+	// not enforced.
+	Staged State = "staged"
 	// Error: something about the namespace needs an admin; Problems says
 	// what and Isolated says whether the baseline applies.
 	Error State = "error"

@@ -71,14 +71,15 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 
 	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
 		api := calico.API{Group: group}
-		served, tiers, err := servesPolicies(disc, api.GroupVersion().String())
+		served, err := servesPolicies(disc, api.GroupVersion().String())
 		if err != nil {
 			log.Warn("skipping a Calico API that does not answer", "api", api.GroupVersion().String(), "error", err)
 			continue
 		}
-		if !served {
+		if !served.policies {
 			continue
 		}
+		api.Staged = served.staged
 		managed, err := listManaged(ctx, dyn, api)
 		if err != nil {
 			errs = append(errs, err)
@@ -94,7 +95,7 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 			res.Policies++
 			log.Info("deleted policy", "api", api.GroupVersion().String(), "name", d.object.GetName(), "class", d.class)
 		}
-		if !tiers || failed {
+		if !served.tiers || failed {
 			continue
 		}
 		// calico-pni's tier goes last, once no policy of its is left in it.

@@ -13,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -116,10 +117,28 @@ type PassResult struct {
 	Err      error
 }
 
+// policyWatch is an informer on each kind of policy calico-pni writes
+// through the detected API.
 type policyWatch struct {
-	api      calico.API
-	informer cache.SharedIndexInformer
-	stop     context.CancelFunc
+	api       calico.API
+	informers map[string]cache.SharedIndexInformer
+	stop      context.CancelFunc
+}
+
+// managed returns the managed policies in the informers' caches, each with
+// its kind.
+func (w *policyWatch) managed() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, kind := range w.api.PolicyKinds() {
+		for _, u := range typed[unstructured.Unstructured](w.informers[kind].GetStore().List()) {
+			if u.GetKind() == "" {
+				u = u.DeepCopy()
+				u.SetKind(kind)
+			}
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // New builds a controller. Nothing runs until Start.
@@ -395,21 +414,27 @@ func (c *Controller) ensureAPI(ctx context.Context, redetect bool) (*policyWatch
 	watchCtx, stop := context.WithCancel(ctx)
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.o.Dynamic, 0, metav1.NamespaceAll,
 		func(lo *metav1.ListOptions) { lo.LabelSelector = managedSelector })
-	inf := factory.ForResource(api.Resource("GlobalNetworkPolicy")).Informer()
-	if err := inf.SetTransform(trimManaged); err != nil {
-		stop()
-		return nil, err
+	w := &policyWatch{api: api, informers: map[string]cache.SharedIndexInformer{}, stop: stop}
+	var synced []cache.InformerSynced
+	for _, kind := range api.PolicyKinds() {
+		inf := factory.ForResource(api.Resource(kind)).Informer()
+		if err := inf.SetTransform(trimManaged); err != nil {
+			stop()
+			return nil, err
+		}
+		if _, err := inf.AddEventHandler(c.handler()); err != nil {
+			stop()
+			return nil, err
+		}
+		w.informers[kind] = inf
+		synced = append(synced, inf.HasSynced)
 	}
-	if _, err := inf.AddEventHandler(c.handler()); err != nil {
-		stop()
-		return nil, err
-	}
-	go inf.Run(watchCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	factory.Start(watchCtx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		stop()
 		return nil, fmt.Errorf("waiting for the managed %s policies: %w", api.GroupVersion(), ctx.Err())
 	}
-	c.watch = &policyWatch{api: api, informer: inf, stop: stop}
+	c.watch = w
 	c.o.Metrics.setAPI(api)
 	c.log.Info("writing Calico policies", "api", api.GroupVersion().String(), "calicoVersion", api.Version.String(), "example", api.StoredName("pni-deny-ingress"))
 	return c.watch, nil

@@ -54,14 +54,14 @@ func DetectAPI(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynam
 
 	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
 		api := calico.API{Group: group}
-		served, tiers, err := servesPolicies(disc, api.GroupVersion().String())
+		served, err := servesPolicies(disc, api.GroupVersion().String())
 		if err != nil {
 			return calico.API{}, err
 		}
-		if !served {
+		if !served.policies {
 			continue
 		}
-		api.Tiers = tiers
+		api.Tiers, api.Staged = served.tiers, served.staged
 		v, err := calicoVersion(ctx, dyn, api, version)
 		if err != nil {
 			return calico.API{}, err
@@ -83,25 +83,29 @@ func apiServiceAvailable(u *unstructured.Unstructured) bool {
 	return false
 }
 
-// servesPolicies reports whether a Calico API serves GlobalNetworkPolicies,
-// and whether it serves Tiers.
-func servesPolicies(disc discovery.DiscoveryInterface, groupVersion string) (policies, tiers bool, err error) {
+// served says which of the resources calico-pni writes a Calico API serves.
+type served struct{ policies, tiers, staged bool }
+
+func servesPolicies(disc discovery.DiscoveryInterface, groupVersion string) (served, error) {
+	var s served
 	list, err := disc.ServerResourcesForGroupVersion(groupVersion)
 	if apierrors.IsNotFound(err) {
-		return false, false, nil
+		return s, nil
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("discovering %s: %w", groupVersion, err)
+		return s, fmt.Errorf("discovering %s: %w", groupVersion, err)
 	}
 	for _, r := range list.APIResources {
 		switch r.Name {
 		case "globalnetworkpolicies":
-			policies = true
+			s.policies = true
 		case "tiers":
-			tiers = true
+			s.tiers = true
+		case "stagedglobalnetworkpolicies":
+			s.staged = true
 		}
 	}
-	return policies, tiers, nil
+	return s, nil
 }
 
 // calicoVersion reads spec.calicoVersion of ClusterInformation "default",

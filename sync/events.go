@@ -59,7 +59,14 @@ func (c *Controller) recordNamespaceEvent(ch namespaceChange, firstPass bool) {
 	if ch.from != nil {
 		was = describe(from)
 	}
-	reason := map[policies.State]string{policies.Isolated: "Isolated", policies.Exempt: "Exempt", policies.Open: "Open", policies.Error: "PolicyProblem"}[to.State]
+	reason := map[policies.State]string{policies.Isolated: "Isolated", policies.Exempt: "Exempt", policies.Open: "Open", policies.Staged: "Staged", policies.Error: "PolicyProblem"}[to.State]
+	// Moves between staged and enforced are the steps of a rollout.
+	switch {
+	case from.State == policies.Staged && to.State == policies.Isolated:
+		reason = "Promoted"
+	case from.State == policies.Isolated && to.State == policies.Staged:
+		reason = "Demoted"
+	}
 	c.o.Recorder.Eventf(ref, corev1.EventTypeNormal, reason, "calico-pni: %s (was %s): %s", describe(to), was, to.Reason)
 }
 

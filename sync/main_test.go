@@ -222,15 +222,19 @@ func converged(e *testbed.Env, cfg *config.Config, api calico.API) error {
 	return nil
 }
 
+// managedPolicies reads the managed policies of every kind the API serves
+// (staged ones included), by namespace/name.
 func managedPolicies(e *testbed.Env, api calico.API) (map[string]*unstructured.Unstructured, error) {
-	list, err := e.Dynamic.Resource(api.Resource("GlobalNetworkPolicy")).List(context.Background(), metav1.ListOptions{LabelSelector: calico.ManagedByLabel + "=" + calico.ManagedByValue})
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]*unstructured.Unstructured{}
-	for i := range list.Items {
-		u := &list.Items[i]
-		out[u.GetNamespace()+"/"+u.GetName()] = u
+	for _, kind := range api.PolicyKinds() {
+		list, err := e.Dynamic.Resource(api.Resource(kind)).List(context.Background(), metav1.ListOptions{LabelSelector: calico.ManagedByLabel + "=" + calico.ManagedByValue})
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			u := &list.Items[i]
+			out[u.GetNamespace()+"/"+u.GetName()] = u
+		}
 	}
 	return out, nil
 }

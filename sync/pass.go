@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +74,10 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	desired := policies.Generate(state.snap, cfg)
 	c.reportProblems(desired.Problems)
 
+	if !w.api.Staged && slices.ContainsFunc(desired.Policies, func(p calico.Policy) bool { return p.Staged }) {
+		c.o.Metrics.Errors.WithLabelValues("detect").Inc()
+		return fmt.Errorf("staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; %s serves none (Calico %s): set rollout: enforce and leave projects.stage empty, or upgrade Calico", w.api.GroupVersion(), w.api.Version)
+	}
 	var liveTiers []*unstructured.Unstructured
 	if desired.Tier != nil && !w.api.Tiers {
 		c.o.Metrics.Errors.WithLabelValues("detect").Inc()
@@ -268,7 +273,7 @@ func (c *Controller) fromCaches(w *policyWatch) *clusterState {
 	s.snap.APIEndpoints = policies.APIEndpointsFrom(typed[discoveryv1.EndpointSlice](c.endpoints.GetStore().List()))
 	s.addServices(typed[corev1.Service](c.services.GetStore().List()))
 	s.addPods(typed[corev1.Pod](c.pods.GetStore().List()))
-	s.policies = typed[unstructured.Unstructured](w.informer.GetStore().List())
+	s.policies = w.managed()
 	return s
 }
 

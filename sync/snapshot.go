@@ -174,14 +174,22 @@ func listPods(ctx context.Context, kube kubernetes.Interface) ([]*corev1.Pod, er
 	return out, nil
 }
 
-// listManaged lists the policies calico-pni manages in one Calico API.
-// calico-pni writes GlobalNetworkPolicies only.
+// listManaged lists the policies calico-pni manages in one Calico API:
+// GlobalNetworkPolicies, and StagedGlobalNetworkPolicies where served.
 func listManaged(ctx context.Context, dyn dynamic.Interface, api calico.API) ([]*unstructured.Unstructured, error) {
-	list, err := dyn.Resource(api.Resource("GlobalNetworkPolicy")).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
-	if err != nil {
-		return nil, fmt.Errorf("listing managed GlobalNetworkPolicies in %s: %w", api.GroupVersion(), err)
+	var out []*unstructured.Unstructured
+	for _, kind := range api.PolicyKinds() {
+		list, err := dyn.Resource(api.Resource(kind)).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
+		if err != nil {
+			return nil, fmt.Errorf("listing managed %ss in %s: %w", kind, api.GroupVersion(), err)
+		}
+		for i := range list.Items {
+			// Items of a List may come without their kind.
+			list.Items[i].SetKind(kind)
+			out = append(out, &list.Items[i])
+		}
 	}
-	return pointers(list.Items), nil
+	return out, nil
 }
 
 func pointers[T any](items []T) []*T {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -95,7 +96,7 @@ func planPolicies(in planInput) policyPlan {
 	api := in.api
 	current := make(map[string]*unstructured.Unstructured, len(in.managed))
 	for _, u := range in.managed {
-		current[u.GetNamespace()+"/"+u.GetName()] = u
+		current[objectKey(u.GetKind(), u.GetNamespace(), u.GetName())] = u
 	}
 	// The directions calico-pni's policies cover in each tier, live and
 	// wanted (hold-open policies left out).
@@ -111,6 +112,10 @@ func planPolicies(in planInput) policyPlan {
 			liveHold[u.GetName()] = true
 			continue
 		}
+		if isStaged(u.GetKind()) {
+			// Staged policies decide no traffic.
+			continue
+		}
 		t := tierOf(u)
 		liveTier[t] = true
 		for _, d := range typesOf(u) {
@@ -118,6 +123,9 @@ func planPolicies(in planInput) policyPlan {
 		}
 	}
 	for _, p := range in.desired {
+		if p.Staged {
+			continue
+		}
 		t := canonicalTier(p.Spec.Tier)
 		wantTier[t] = true
 		for _, d := range p.Spec.Types {
@@ -138,10 +146,17 @@ func planPolicies(in planInput) policyPlan {
 	}
 
 	for _, p := range in.desired {
-		key := p.Namespace + "/" + api.StoredNameIn(p.Spec.Tier, p.Name)
+		key := objectKey(p.Kind(), p.Namespace, api.StoredNameIn(p.Spec.Tier, p.Name))
 		cur, ok := current[key]
 		delete(current, key)
 		switch {
+		case p.Staged && !ok:
+			// Staged policies decide no traffic: written with the widening
+			// writes, so that a namespace they are for is staged once they
+			// are in place, and removed with the narrowing ones.
+			plan.widen = append(plan.widen, policyChange{verb: verbCreate, name: p.Name, class: p.Class, object: api.Object(p), policy: p})
+		case p.Staged && !matches(cur, p, in.canon):
+			plan.widen = append(plan.widen, update(cur, p, api))
 		case !ok:
 			ch := policyChange{verb: verbCreate, name: p.Name, class: p.Class, object: api.Object(p), policy: p}
 			if p.Class == calico.ClassAllow {
@@ -164,14 +179,16 @@ func planPolicies(in planInput) policyPlan {
 			plan.kept = append(plan.kept, name)
 			continue
 		}
-		if postponed[tierOf(u)] && classOf(u) != calico.ClassHold {
+		if postponed[tierOf(u)] && classOf(u) != calico.ClassHold && !isStaged(u.GetKind()) {
 			continue
 		}
 		ch := policyChange{verb: verbDelete, name: name, class: classOf(u), object: u}
-		switch ch.class {
-		case calico.ClassHold:
+		switch {
+		case isStaged(u.GetKind()):
+			plan.narrow = append(plan.narrow, ch)
+		case ch.class == calico.ClassHold:
 			plan.release = append(plan.release, ch)
-		case calico.ClassBaseline:
+		case ch.class == calico.ClassBaseline:
 			plan.baseline = append(plan.baseline, ch)
 		default:
 			// Allow policies, and anything whose class label was tampered
@@ -240,6 +257,14 @@ func (plan *policyPlan) planTiers(in planInput, liveTier, wantTier, postponed ma
 		plan.tierDeletes = append(plan.tierDeletes, policyChange{verb: verbDelete, name: name, class: classTier, object: live[name]})
 	}
 }
+
+// objectKey identifies a stored policy: kind, namespace and name.
+func objectKey(kind, namespace, name string) string {
+	return kind + "/" + namespace + "/" + name
+}
+
+// isStaged reports whether a kind is one of Calico's staged policy kinds.
+func isStaged(kind string) bool { return strings.HasPrefix(kind, "Staged") }
 
 // classTier marks the writes of Tier objects.
 const classTier calico.Class = "tier"

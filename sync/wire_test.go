@@ -75,6 +75,8 @@ func wireStep(w testbed.Write) string {
 			}
 		}
 		return w.Verb + " " + class + tier
+	case w.Resource == "stagedglobalnetworkpolicies":
+		return w.Verb + " staged"
 	case w.Resource == "tiers":
 		return w.Verb + " tier"
 	case w.Resource == "namespaces" && w.Verb == "patch":

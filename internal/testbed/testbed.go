@@ -34,6 +34,10 @@ type Options struct {
 	// CalicoTiers adds what Calico 3.29 brought to its open-source CRDs:
 	// the Tier CRD of testdata/crds and spec.tier on policies.
 	CalicoTiers bool
+	// CalicoStaged adds the StagedGlobalNetworkPolicy CRD of
+	// testdata/crds (Calico 3.30), with the GlobalNetworkPolicy's schema.
+	// It implies CalicoTiers.
+	CalicoStaged bool
 }
 
 // Env is a running API server.
@@ -151,12 +155,16 @@ func CalicoCRDs(opts Options) ([]*apiextensionsv1.CustomResourceDefinition, erro
 			files = append(files, filepath.Join(dir, entry.Name()))
 		}
 	}
+	opts.CalicoTiers = opts.CalicoTiers || opts.CalicoStaged
 	if opts.CalicoTiers {
 		root, err := RepoRoot()
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, filepath.Join(root, "testdata", "crds", "crd.projectcalico.org_tiers.yaml"))
+		if opts.CalicoStaged {
+			files = append(files, filepath.Join(root, "testdata", "crds", "crd.projectcalico.org_stagedglobalnetworkpolicies.yaml"))
+		}
 	}
 	var out []*apiextensionsv1.CustomResourceDefinition
 	for _, file := range files {
@@ -181,13 +189,39 @@ func CalicoCRDs(opts Options) ([]*apiextensionsv1.CustomResourceDefinition, erro
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no Calico CRDs in %s: run `make crds`", dir)
 	}
+	graftPolicySchema(out)
 	return out, nil
+}
+
+// graftPolicySchema gives each staged policy CRD the spec schema of the
+// GlobalNetworkPolicy CRD of its group, keeping its own stagedAction.
+func graftPolicySchema(crds []*apiextensionsv1.CustomResourceDefinition) {
+	gnp := map[string]*apiextensionsv1.CustomResourceDefinition{}
+	for _, crd := range crds {
+		if crd.Spec.Names.Plural == "globalnetworkpolicies" {
+			gnp[crd.Spec.Group] = crd
+		}
+	}
+	for _, crd := range crds {
+		base := gnp[crd.Spec.Group]
+		if crd.Spec.Names.Plural != "stagedglobalnetworkpolicies" || base == nil {
+			continue
+		}
+		for i := range crd.Spec.Versions {
+			own := crd.Spec.Versions[i].Schema.OpenAPIV3Schema.Properties["spec"].Properties["stagedAction"]
+			schema := base.Spec.Versions[0].Schema.DeepCopy()
+			spec := schema.OpenAPIV3Schema.Properties["spec"]
+			spec.Properties["stagedAction"] = own
+			schema.OpenAPIV3Schema.Properties["spec"] = spec
+			crd.Spec.Versions[i].Schema = schema
+		}
+	}
 }
 
 // servedByV3 lists the v3 resources calico-pni's tests use.
 func servedByV3(plural string) bool {
 	switch plural {
-	case "globalnetworkpolicies", "networkpolicies", "clusterinformations", "tiers":
+	case "globalnetworkpolicies", "networkpolicies", "clusterinformations", "tiers", "stagedglobalnetworkpolicies":
 		return true
 	}
 	return false

@@ -78,6 +78,7 @@ func TestParseSelectorRoundTrip(t *testing.T) {
 		"k in {'a', 'b'} && k2 not in {'c'}",
 		"!(has(a) && has(b)) || c starts with 'x' && d ends with 'y' && e contains 'z'",
 		"all()",
+		"global() || has(x)",
 		"((a == 'b'))",
 		"!!has(a)",
 	}

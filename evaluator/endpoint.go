@@ -41,9 +41,12 @@ type Endpoint struct {
 	// Labels are the labels Calico's selectors see on a pod's endpoint;
 	// nil for other kinds.
 	Labels map[string]string
-	// Addrs are the endpoint's addresses. For a host, they are every
-	// address its traffic may come from.
+	// Addrs are the endpoint's addresses: where traffic to it goes.
 	Addrs []netip.Addr
+	// SourceAddrs, for a host-network pod, are the addresses its traffic
+	// to a pod on another node may come from: the node's tunnel and node
+	// addresses. Empty when they are Addrs.
+	SourceAddrs []netip.Addr
 	// Ports are a pod's named ports.
 	Ports []NamedPort
 	// Placeholder is true for a namespace without pods, evaluated as a
@@ -67,6 +70,8 @@ func (e *Endpoint) String() string {
 		return e.Namespace + "/(a pod with no labels)"
 	case e.Name != "":
 		return e.Namespace + "/" + e.Name
+	case e.Kind == HostEndpointKind && len(e.Addrs) > 0:
+		return e.Addrs[0].String() + " (node " + e.Node + ")"
 	case e.Kind == HostEndpointKind:
 		return "node " + e.Node
 	case len(e.Addrs) > 0:

@@ -41,7 +41,7 @@ func (ix *Index) Evaluate(src, dst *Endpoint, protocol string, port uint16) Resu
 	case r.Ingress.Verdict == Indeterminate:
 		r.Verdict, r.Reason = Indeterminate, r.Ingress.Reason
 	default:
-		r.Verdict, r.Reason = Allow, "both sides allow it"
+		r.Verdict, r.Reason = Allow, "egress: "+r.Egress.Reason+"; ingress: "+r.Ingress.Reason
 	}
 	return r
 }
@@ -99,9 +99,6 @@ func (ix *Index) side(dir calico.PolicyType, local, peer *Endpoint, t Traffic) S
 		s.Verdict, s.Reason = Allow, "Felix does not police traffic from a host to the pods on that host (felix/rules/static.go)"
 		return s
 	}
-	if dir == calico.Egress && peer.Kind == HostEndpointKind && peer.Node == local.Node {
-		return s.undecided("traffic from a pod to its own node also passes Felix's DefaultEndpointToHostAction, which the evaluator does not read")
-	}
 	tiers, err := ix.selecting(local, dir)
 	s.Policed = true
 	if err != nil {
@@ -109,7 +106,7 @@ func (ix *Index) side(dir calico.PolicyType, local, peer *Endpoint, t Traffic) S
 	}
 	s.Tiers = publicTiers(tiers)
 	candidates := []*Endpoint{peer}
-	if peer.Kind == HostEndpointKind && len(peer.Addrs) > 1 {
+	if dir == calico.Ingress && len(peer.SourceAddrs) > 0 {
 		candidates = peer.candidates(t.Family)
 	}
 	var first Side
@@ -126,7 +123,27 @@ func (ix *Index) side(dir calico.PolicyType, local, peer *Endpoint, t Traffic) S
 			return s.undecided(fmt.Sprintf("traffic from %s may come from %s or %s (tunnel or node address), and the two are treated differently", peer, candidates[0].Addrs[0], p.Addrs[0]))
 		}
 	}
+	if dir == calico.Egress && peer.Kind == HostEndpointKind && peer.Node == local.Node && first.Verdict == Allow {
+		return ix.toOwnHost(first)
+	}
 	return first
+}
+
+// toOwnHost applies Felix's DefaultEndpointToHostAction to traffic from a
+// pod to its own node, which its egress policy allowed
+// (felix/rules/static.go, filterWorkloadToHostChain).
+func (ix *Index) toOwnHost(s Side) Side {
+	switch strings.ToLower(ix.endpointToHost) {
+	case "accept":
+		s.Reason += "; to its own node, FelixConfiguration's defaultEndpointToHostAction Accept lets it through"
+		return s
+	case "drop":
+		s.Verdict, s.Reason = Deny, "traffic from a pod to its own node: FelixConfiguration's defaultEndpointToHostAction is Drop"
+		return s
+	case "return":
+		return s.undecided("traffic from a pod to its own node: FelixConfiguration's defaultEndpointToHostAction Return leaves it to the host's own firewall, which the evaluator does not read")
+	}
+	return s.undecided("traffic from a pod to its own node also passes Felix's defaultEndpointToHostAction, and no FelixConfiguration default setting it was read")
 }
 
 func (s Side) undecided(why string) Side {
@@ -143,11 +160,11 @@ func notPolicedReason(ep *Endpoint) string {
 	}
 }
 
-// candidates returns copies of a host endpoint, one per address of the
-// family its traffic may come from.
+// candidates returns copies of a host endpoint, one per source address of
+// the family.
 func (e *Endpoint) candidates(family int) []*Endpoint {
 	var out []*Endpoint
-	for _, a := range e.Addrs {
+	for _, a := range e.SourceAddrs {
 		if family != 0 && a.Is4() != (family == 4) {
 			continue
 		}

@@ -50,9 +50,10 @@ type Index struct {
 	all        []*compiledPolicy
 	rules      []*rule
 
-	hostEndpoints []HostEndpoint
-	unsupported   []string
-	notes         []string
+	hostEndpoints  []HostEndpoint
+	unsupported    []string
+	endpointToHost string
+	notes          []string
 
 	selections sync.Map // selectionKey -> *selection
 }
@@ -84,6 +85,7 @@ func NewIndex(c *Cluster, opts ...Option) *Index {
 		byAddr: map[netip.Addr]*Pod{}, saLabels: map[string]map[string]string{}, services: map[string]*ServiceEndpoints{},
 		nodes: map[string]*Node{}, nodeByAddr: map[netip.Addr]*Node{}, allocated: map[netip.Addr]bool{},
 		namespaced: map[string][]*compiledPolicy{}, hostEndpoints: c.HostEndpoints, unsupported: c.Unsupported,
+		endpointToHost: c.EndpointToHostAction,
 	}
 	for i := range c.Namespaces {
 		ix.namespaces[c.Namespaces[i].Name] = &c.Namespaces[i]

@@ -27,6 +27,10 @@ type Cluster struct {
 	Staged        []Policy
 	NetworkSets   []NetworkSet
 	HostEndpoints []HostEndpoint
+	// EndpointToHostAction is Felix's defaultEndpointToHostAction (Drop,
+	// Accept or Return) from FelixConfiguration default, "" when not known.
+	// It decides traffic from a pod to its own node after egress policy.
+	EndpointToHostAction string
 	// Unsupported lists objects whose effect the evaluator does not model
 	// and that may change any verdict (for example an AdminNetworkPolicy).
 	// While it is not empty every verdict is indeterminate.

@@ -28,7 +28,10 @@ func (ix *Index) NamespaceEndpoint(namespace string) (*Endpoint, string, error) 
 	pods := ix.podsByNS[namespace]
 	for _, p := range pods {
 		if running(p) && !p.HostNetwork && len(p.IPs) > 0 {
-			return ix.podEndpoint(p), fmt.Sprintf("namespace %s: using pod %s, the first of its %d pods", namespace, p.Name, len(pods)), nil
+			if len(pods) == 1 {
+				return ix.podEndpoint(p), fmt.Sprintf("namespace %s: using its only pod, %s", namespace, p.Name), nil
+			}
+			return ix.podEndpoint(p), fmt.Sprintf("namespace %s: using pod %s, the first by name of its %d pods", namespace, p.Name, len(pods)), nil
 		}
 	}
 	return ix.Placeholder(namespace), fmt.Sprintf("namespace %s has no running pod: evaluated as a pod with no labels and an unknown address", namespace), nil
@@ -88,7 +91,7 @@ func (ix *Index) podEndpoint(p *Pod) *Endpoint {
 	case p.HostNetwork:
 		ep.Kind = HostEndpointKind
 		if n, ok := ix.nodes[p.Node]; ok && len(n.HostAddresses) > 0 {
-			ep.Addrs = n.HostAddresses
+			ep.SourceAddrs = n.HostAddresses
 		}
 		return ep
 	case len(p.IPs) == 0:

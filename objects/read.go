@@ -112,6 +112,13 @@ func (r *Reader) Add(where string, obj map[string]any) error {
 		}
 		return nil
 	}
+	for _, field := range []string{"name", "namespace"} {
+		if v, found, _ := unstructured.NestedFieldNoCopy(obj, "metadata", field); found {
+			if _, ok := v.(string); !ok {
+				return fmt.Errorf("%s (%s): metadata.%s must be a string, not %v (quote it: YAML reads n, no, on, 1 as other types)", where, kind, field, v)
+			}
+		}
+	}
 	name, namespace := u.GetName(), u.GetNamespace()
 	id := name
 	if namespace != "" {

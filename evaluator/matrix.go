@@ -43,17 +43,17 @@ type Cell struct {
 	// Indeterminate, or "" when there is no pair.
 	Verdict Verdict
 	// Pairs counts pod pairs; Allowed, Denied and Undecided split them
-	// (a pair allowed on some ports only counts as allowed).
-	Pairs, Allowed, Denied, Undecided int
-	// Ports are the ports allowed to at least one pair, when the matrix
-	// covers every port.
+	// (a pair allowed on some ports only counts as allowed, and also in
+	// Partial).
+	Pairs, Allowed, Denied, Undecided, Partial int
+	// Ports are the ports allowed to the pairs allowed on some ports
+	// only, when the matrix covers every port.
 	Ports []PortRange
 	// AllowedBy and DeniedBy name the policies (or ends of tier) that
 	// allowed or denied pairs, at most maxDeciders of each.
 	AllowedBy, DeniedBy []string
 	// Reason is why a pair could not be decided, for the first one.
-	Reason  string
-	partial bool
+	Reason string
 }
 
 const maxDeciders = 6
@@ -271,7 +271,7 @@ func Decider(r Result) string {
 	case "EndOfTier":
 		for i := len(side.Steps) - 1; i >= 0; i-- {
 			if st := side.Steps[i]; st.Policy != nil && st.Tier == h.Tier {
-				return fmt.Sprintf("end of tier %s (%s)", h.Tier, st.Policy)
+				return fmt.Sprintf("%s (end of tier %s)", st.Policy, h.Tier)
 			}
 		}
 	}
@@ -297,7 +297,9 @@ func (c *Cell) add(r pairResult, n int) {
 		}
 	}
 	c.Ports = append(c.Ports, r.ports...)
-	c.partial = c.partial || r.verdict == Partial
+	if r.verdict == Partial {
+		c.Partial += n
+	}
 	c.AllowedBy = addNames(c.AllowedBy, r.allowedBy)
 	c.DeniedBy = addNames(c.DeniedBy, r.deniedBy)
 }
@@ -320,7 +322,7 @@ func (c *Cell) finish() {
 		c.Verdict = Indeterminate
 	case c.Denied == c.Pairs:
 		c.Verdict = Deny
-	case c.Allowed == c.Pairs && !c.partial:
+	case c.Allowed == c.Pairs && c.Partial == 0:
 		c.Verdict = Allow
 	default:
 		c.Verdict = Partial

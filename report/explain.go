@@ -118,7 +118,12 @@ func groupSegments(segs []evaluator.Segment) []segmentGroup {
 	for _, s := range segs {
 		key := outcomeKey(s.Result)
 		if i, ok := index[key]; ok {
-			out[i].ports = append(out[i].ports, s.Ports)
+			ports := out[i].ports
+			if last := &ports[len(ports)-1]; int(last.Max)+1 == int(s.Ports.Min) {
+				last.Max = s.Ports.Max
+			} else {
+				out[i].ports = append(ports, s.Ports)
+			}
 			continue
 		}
 		index[key] = len(out)

@@ -63,11 +63,11 @@ func cellDetail(protocol string, c evaluator.Cell) string {
 		return "no pod pair"
 	case evaluator.Partial:
 		what := fmt.Sprintf("%d of %d pod pairs allowed", c.Allowed, c.Pairs)
-		if c.Allowed == c.Pairs {
-			what = fmt.Sprintf("all %d pod pairs allowed on some ports only", c.Pairs)
-		}
-		if len(c.Ports) > 0 {
-			what += ", on " + protocol + " " + rangesText(c.Ports)
+		switch {
+		case c.Partial == c.Pairs:
+			what = fmt.Sprintf("all %d pod pairs allowed only on %s %s", c.Pairs, protocol, rangesText(c.Ports))
+		case c.Partial > 0:
+			what += fmt.Sprintf(" (%d of them only on %s %s)", c.Partial, protocol, rangesText(c.Ports))
 		}
 		parts = append(parts, what)
 	case evaluator.Indeterminate:

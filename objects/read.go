@@ -28,6 +28,7 @@ type Reader struct {
 	cluster  evaluator.Cluster
 	notes    []string
 	seen     map[string]bool
+	seenAt   map[string]string
 	snapshot []any
 	// Calico policies by identity, per API group, to drop the
 	// crd.projectcalico.org/v1 copies of what projectcalico.org/v3 lists.
@@ -61,7 +62,7 @@ type Set struct {
 // NewReader returns an empty Reader.
 func NewReader() *Reader {
 	return &Reader{
-		seen: map[string]bool{}, calico: map[string]map[string]calicoPolicy{},
+		seen: map[string]bool{}, seenAt: map[string]string{}, calico: map[string]map[string]calicoPolicy{},
 		knpFromV3: map[string]evaluator.Policy{}, knpSeen: map[string]bool{}, slices: map[string]*evaluator.ServiceEndpoints{},
 	}
 }
@@ -69,6 +70,14 @@ func NewReader() *Reader {
 // ReadFile reads every object of a YAML or JSON stream. source names the
 // stream in errors.
 func (r *Reader) ReadFile(source string, data []byte) error {
+	if done, err := r.readList(source, data); done {
+		return err
+	}
+	return r.readDocuments(source, data)
+}
+
+// readDocuments reads the documents of a stream one by one.
+func (r *Reader) readDocuments(source string, data []byte) error {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for doc := 1; ; doc++ {
 		var obj map[string]any
@@ -137,6 +146,7 @@ func (r *Reader) Add(where string, obj map[string]any) error {
 		return fmt.Errorf("%s: this object appears twice", at)
 	}
 	r.seen[key] = true
+	r.seenAt[key] = at
 
 	var err error
 	switch group {

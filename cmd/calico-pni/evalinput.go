@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -24,6 +25,16 @@ import (
 // evaluatedKinds is the kubectl command whose output explain and matrix
 // read.
 const evaluatedKinds = "kubectl get namespaces,pods,nodes,services,endpointslices,serviceaccounts,networkpolicies,globalnetworkpolicies.crd.projectcalico.org,networkpolicies.crd.projectcalico.org,tiers.crd.projectcalico.org -A -o yaml"
+
+// oneShotGC undoes, for a command that reads a cluster once and exits,
+// the daemon's lower GC target set in main: explain and matrix hold the
+// whole cluster for a second and are not under a pod memory limit. GOGC in
+// the environment still decides when it is set.
+func oneShotGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(100)
+	}
+}
 
 // files is a flag that may be given several times.
 type files []string

@@ -12,6 +12,7 @@ import (
 )
 
 func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	oneShotGC()
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	from := fs.String("from", "", "source: NAMESPACE/POD, NAMESPACE (any pod of it) or an IP address")
 	to := fs.String("to", "", "destination: NAMESPACE/POD, NAMESPACE or an IP address")

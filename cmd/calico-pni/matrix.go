@@ -14,6 +14,7 @@ import (
 const noProject = "(no project)"
 
 func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	oneShotGC()
 	fs := flag.NewFlagSet("matrix", flag.ContinueOnError)
 	by := fs.String("by", "project", "rows and columns: project (Rancher projects) or namespace")
 	port := fs.Int("port", 0, "destination port (default: every port)")

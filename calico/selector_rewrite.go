@@ -118,3 +118,23 @@ func UsesGlobal(s Selector) bool {
 	}
 	return false
 }
+
+// RequiredEqs returns the comparisons key == value that must all hold for
+// s to match: s itself, or the parts of a top-level &&. An index of
+// selectors by such a term finds the few that can match a label set
+// without evaluating all of them.
+func RequiredEqs(s Selector) [][2]string {
+	switch x := s.(type) {
+	case cmpSel:
+		if x.op == "==" {
+			return [][2]string{{x.key, x.value}}
+		}
+	case andSel:
+		var out [][2]string
+		for _, y := range x.xs {
+			out = append(out, RequiredEqs(y)...)
+		}
+		return out
+	}
+	return nil
+}

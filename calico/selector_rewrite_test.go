@@ -1,6 +1,7 @@
 package calico
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -84,6 +85,28 @@ func TestTerms(t *testing.T) {
 	for i, term := range got {
 		if term.Matches(labels) != results[i] {
 			t.Errorf("%+v on %v = %v", term, labels, !results[i])
+		}
+	}
+}
+
+func TestRequiredEqs(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"a == 'x'", "[[a x]]"},
+		{"has(b) && (c == 'y' && d == 'z')", "[[c y] [d z]]"},
+		{"a == 'x' || b == 'y'", "[]"},
+		{"!(a == 'x')", "[]"},
+		{"a != 'x'", "[]"},
+	}
+	for _, tt := range tests {
+		s, err := ParseSelector(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(RequiredEqs(s)); got != tt.want {
+			t.Errorf("RequiredEqs(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 )
 
 // Classes of endpoints that every policy treats alike. Two pods are alike
-// when every comparison any selector makes (label key, operator, values)
-// gives the same answer on both endpoints' labels, every address range a
+// when every comparison any selector makes gives the same answer on both
+// endpoints' labels (for a key compared by equality or set membership,
+// when both have the same one of the compared values, or both another
+// value, or both no value), every address range a
 // rule or network set names holds both or neither, and every named port
 // and Service a rule names resolves alike for both. Namespace names count
 // only where a selector names them (projectcalico.org/namespace,
@@ -19,7 +21,10 @@ import (
 
 // classifier computes the signature of endpoints.
 type classifier struct {
-	terms    []calico.Term
+	// keys are the label keys selectors read; for each, the values that
+	// ==, !=, in and not in compare with (a label value counts only as
+	// which of them it is, if any) and the other comparisons.
+	keys     []classKey
 	prefixes []netip.Prefix
 	ports    []string // named ports rules mention
 	services []*ServiceEndpoints
@@ -28,18 +33,48 @@ type classifier struct {
 	byNode bool
 }
 
+type classKey struct {
+	key      string
+	values   map[string]int
+	patterns []calico.Term
+	// presence is set when a comparison tells an absent label from one
+	// with another value (has(), starts with...); ==, !=, in and not in
+	// treat both alike.
+	presence bool
+}
+
 func (ix *Index) newClassifier(byNode bool) *classifier {
 	c := &classifier{byNode: byNode}
-	seenTerm := map[string]bool{}
+	keyIndex := map[string]int{}
+	seenPattern := map[string]bool{}
 	addSel := func(s *selector) {
 		if s == nil {
 			return
 		}
 		calico.Terms(s.Selector, func(t calico.Term) {
-			key := t.Key + "\x00" + t.Op + "\x00" + strings.Join(t.Values, "\x00")
-			if !seenTerm[key] {
-				seenTerm[key] = true
-				c.terms = append(c.terms, t)
+			i, ok := keyIndex[t.Key]
+			if !ok {
+				i = len(c.keys)
+				keyIndex[t.Key] = i
+				c.keys = append(c.keys, classKey{key: t.Key, values: map[string]int{}})
+			}
+			k := &c.keys[i]
+			switch t.Op {
+			case "has":
+				k.presence = true
+			case "==", "!=", "in", "not in":
+				for _, v := range t.Values {
+					if _, ok := k.values[v]; !ok {
+						k.values[v] = len(k.values)
+					}
+				}
+			default:
+				k.presence = true
+				id := t.Op + "\x00" + t.Values[0]
+				if !seenPattern[t.Key+"\x00"+id] {
+					seenPattern[t.Key+"\x00"+id] = true
+					k.patterns = append(k.patterns, t)
+				}
 			}
 		})
 	}
@@ -110,11 +145,22 @@ func (c *classifier) signature(ep *Endpoint) string {
 		b.WriteString("|sa?")
 	}
 	b.WriteByte('|')
-	for _, t := range c.terms {
-		if ep.Labels != nil && t.Matches(ep.Labels) {
-			b.WriteByte('1')
-		} else {
-			b.WriteByte('0')
+	for _, k := range c.keys {
+		v, present := ep.Labels[k.key]
+		switch i, named := k.values[v]; {
+		case !present && k.presence:
+			b.WriteString("-,")
+		case present && named:
+			b.WriteString(strconv.Itoa(i) + ",")
+		default:
+			b.WriteString("*,")
+		}
+		for _, t := range k.patterns {
+			if present && t.Matches(ep.Labels) {
+				b.WriteByte('1')
+			} else {
+				b.WriteByte('0')
+			}
 		}
 	}
 	b.WriteByte('|')

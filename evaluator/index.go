@@ -46,6 +46,7 @@ type Index struct {
 
 	tiers      []*tierInfo
 	global     []*compiledPolicy
+	globals    globalIndex
 	namespaced map[string][]*compiledPolicy
 	all        []*compiledPolicy
 	rules      []*rule
@@ -208,6 +209,7 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 		cp.pos = i
 	}
 	slices.SortFunc(ix.global, byOrder)
+	ix.globals = newGlobalIndex(ix.global)
 	for _, list := range ix.namespaced {
 		slices.SortFunc(list, byOrder)
 	}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+
+	"github.com/calico-pni/calico-pni/calico"
 )
 
 // MatrixOptions says what a matrix shows.
@@ -19,6 +22,8 @@ type MatrixOptions struct {
 	GroupOf func(ns *Namespace) string
 	// Workers evaluates pairs in parallel (default: the number of CPUs).
 	Workers int
+	// fullPath evaluates every pair in full, for tests of the tables.
+	fullPath bool
 }
 
 // Matrix says who can reach whom, group by group.
@@ -54,6 +59,7 @@ type Cell struct {
 	AllowedBy, DeniedBy []string
 	// Reason is why a pair could not be decided, for the first one.
 	Reason string
+	last   *pairResult
 }
 
 const maxDeciders = 6
@@ -66,9 +72,27 @@ type pairResult struct {
 	reason              string
 }
 
+// key identifies a result by its content.
+func (p *pairResult) key() string {
+	var b strings.Builder
+	b.WriteString(string(p.verdict) + "|" + p.reason + "|")
+	for _, r := range p.ports {
+		b.WriteString(r.String() + ",")
+	}
+	b.WriteString("|" + strings.Join(p.allowedBy, ",") + "|" + strings.Join(p.deniedBy, ","))
+	return b.String()
+}
+
 type classMember struct {
 	class int
 	group int
+}
+
+// memberCount is a class in a group, with the number of its pods there
+// and the group's place in the matrix.
+type memberCount struct {
+	classMember
+	count, place int
 }
 
 // Matrix evaluates every pair of pods of the cluster, one pair of classes
@@ -130,9 +154,9 @@ func (ix *Index) Matrix(o MatrixOptions) *Matrix {
 		counts[classMember{c, groupsOf[i]}]++
 	}
 	m.Classes = len(reps)
-	results := ix.evaluatePairs(reps, o)
 
-	// Sum up by group, in a stable order.
+	// Sum up by group, in a stable order: each source group's row is
+	// filled by one worker, so no cell is shared.
 	members := make([]classMember, 0, len(counts))
 	for cm := range counts {
 		members = append(members, cm)
@@ -145,18 +169,48 @@ func (ix *Index) Matrix(o MatrixOptions) *Matrix {
 	for i := range m.Cells {
 		m.Cells[i] = make([]Cell, len(m.Groups))
 	}
-	for _, a := range members {
-		for _, b := range members {
-			n := counts[a] * counts[b]
-			if a == b {
-				n = counts[a] * (counts[a] - 1)
-			}
-			if n == 0 {
-				continue
-			}
-			m.Cells[order[a.group]][order[b.group]].add(results[a.class][b.class], n)
-		}
+	var egress, ingress *sideTable
+	if len(ix.unsupported) == 0 && !o.fullPath {
+		egress, ingress = newSideTable(ix, calico.Egress, reps, o), newSideTable(ix, calico.Ingress, reps, o)
 	}
+	counted := make([]memberCount, len(members))
+	byGroup := map[int][]memberCount{}
+	for i, a := range members {
+		counted[i] = memberCount{a, counts[a], order[a.group]}
+		byGroup[a.group] = append(byGroup[a.group], counted[i])
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	groups := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr := &pairer{ix: ix, reps: reps, o: o, egress: egress, ingress: ingress, results: map[string]*pairResult{}}
+			for g := range groups {
+				row := m.Cells[order[g]]
+				for _, a := range byGroup[g] {
+					for _, b := range counted {
+						n := a.count * b.count
+						if a.classMember == b.classMember {
+							n = a.count * (a.count - 1)
+						}
+						if n > 0 {
+							row[b.place].add(pr.pair(a.class, b.class), n)
+						}
+					}
+				}
+			}
+		}()
+	}
+	for g := range m.Groups {
+		groups <- g
+	}
+	close(groups)
+	wg.Wait()
 	slices.Sort(m.Groups)
 	for i := range m.Cells {
 		for j := range m.Cells[i] {
@@ -164,6 +218,45 @@ func (ix *Index) Matrix(o MatrixOptions) *Matrix {
 		}
 	}
 	return m
+}
+
+// pairer evaluates pairs of classes for one worker, looking sides up in
+// the tables where it can and remembering the combinations it made.
+type pairer struct {
+	ix              *Index
+	reps            []*Endpoint
+	o               MatrixOptions
+	egress, ingress *sideTable
+	// recent remembers the last combinations of outcomes, one per slot:
+	// most pairs repeat a few combinations. results holds one copy of
+	// each distinct result, which cells share.
+	recent [1 << 14]struct {
+		egress, ingress int64
+		result          *pairResult
+	}
+	results map[string]*pairResult
+}
+
+func (p *pairer) pair(s, d int) *pairResult {
+	if p.egress == nil || p.egress.keys[s] == nil || p.ingress.keys[d] == nil {
+		r := p.ix.evaluatePair(p.reps[s], p.reps[d], p.o)
+		return &r
+	}
+	e := p.egress.outcome(s, d)
+	in := p.ingress.outcome(d, s)
+	slot := &p.recent[uint64(e.id*1_000_003+in.id)%uint64(len(p.recent))]
+	if slot.result != nil && slot.egress == e.id && slot.ingress == in.id {
+		return slot.result
+	}
+	c := combine(e, in)
+	key := c.key()
+	r, ok := p.results[key]
+	if !ok {
+		r = &c
+		p.results[key] = r
+	}
+	slot.egress, slot.ingress, slot.result = e.id, in.id, r
+	return r
 }
 
 // sortedGroups maps each group's index to its place in name order.
@@ -177,36 +270,6 @@ func sortedGroups(groups []string) map[int]int {
 	for place, i := range idx {
 		out[i] = place
 	}
-	return out
-}
-
-// evaluatePairs evaluates every ordered pair of representatives.
-func (ix *Index) evaluatePairs(reps []*Endpoint, o MatrixOptions) [][]pairResult {
-	out := make([][]pairResult, len(reps))
-	workers := o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	rows := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range rows {
-				row := make([]pairResult, len(reps))
-				for j := range reps {
-					row[j] = ix.evaluatePair(reps[i], reps[j], o)
-				}
-				out[i] = row
-			}
-		}()
-	}
-	for i := range reps {
-		rows <- i
-	}
-	close(rows)
-	wg.Wait()
 	return out
 }
 
@@ -283,8 +346,23 @@ func Decider(r Result) string {
 	return h.Name
 }
 
-func (c *Cell) add(r pairResult, n int) {
+func (c *Cell) add(r *pairResult, n int) {
 	c.Pairs += n
+	if r == c.last {
+		switch r.verdict {
+		case Allow:
+			c.Allowed += n
+		case Partial:
+			c.Allowed += n
+			c.Partial += n
+		case Deny:
+			c.Denied += n
+		default:
+			c.Undecided += n
+		}
+		return
+	}
+	c.last = r
 	switch r.verdict {
 	case Allow, Partial:
 		c.Allowed += n
@@ -315,6 +393,7 @@ func addNames(to, names []string) []string {
 
 // finish settles the verdict from the counts and merges the ports.
 func (c *Cell) finish() {
+	c.last = nil
 	switch {
 	case c.Pairs == 0:
 		c.Verdict = ""

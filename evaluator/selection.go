@@ -43,7 +43,7 @@ func (ix *Index) selecting(ep *Endpoint, dir calico.PolicyType) ([]selectedTier,
 }
 
 func (ix *Index) computeSelecting(ep *Endpoint, dir calico.PolicyType) ([]selectedTier, error) {
-	global, local := ix.global, ix.namespaced[ep.Namespace]
+	global, local := ix.globals.candidates(ep.Labels), ix.namespaced[ep.Namespace]
 	var out []selectedTier
 	add := func(cp *compiledPolicy) error {
 		if !cp.governs(dir) {

@@ -97,7 +97,9 @@ func userPolicy(namespace string, i int) *networkingv1.NetworkPolicy {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace},
 	}
-	app := func(a string) metav1.LabelSelector { return metav1.LabelSelector{MatchLabels: map[string]string{"app": a}} }
+	app := func(a string) metav1.LabelSelector {
+		return metav1.LabelSelector{MatchLabels: map[string]string{"app": a}}
+	}
 	switch i % 4 {
 	case 0:
 		np.Name = fmt.Sprintf("api-from-web-%d", i)

@@ -99,3 +99,20 @@ func TestMatrixGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMEExplain keeps the README's example the real output of the
+// command it shows.
+func TestREADMEExplain(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := calicoPNI(t, "", "explain", "-f", fixture, "-f", workloads, "--preview",
+		"--from", "ingress-nginx/ingress-nginx-controller-5d8f7c-q8w4z", "--to", "shop/web-6f7c9d8b4-xk2lp", "--port", "8080")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(string(readme), stdout) {
+		t.Errorf("README.md no longer shows the output of its explain example; paste this:\n%s", stdout)
+	}
+}

@@ -49,6 +49,7 @@ type Index struct {
 	globals    globalIndex
 	namespaced map[string][]*compiledPolicy
 	all        []*compiledPolicy
+	byPolicy   map[*Policy]*compiledPolicy
 	rules      []*rule
 
 	hostEndpoints  []HostEndpoint
@@ -85,7 +86,7 @@ func NewIndex(c *Cluster, opts ...Option) *Index {
 		namespaces: map[string]*Namespace{}, pods: map[string]*Pod{}, podsByNS: map[string][]*Pod{},
 		byAddr: map[netip.Addr]*Pod{}, saLabels: map[string]map[string]string{}, services: map[string]*ServiceEndpoints{},
 		nodes: map[string]*Node{}, nodeByAddr: map[netip.Addr]*Node{}, allocated: map[netip.Addr]bool{},
-		namespaced: map[string][]*compiledPolicy{}, hostEndpoints: c.HostEndpoints, unsupported: c.Unsupported,
+		namespaced: map[string][]*compiledPolicy{}, byPolicy: map[*Policy]*compiledPolicy{}, hostEndpoints: c.HostEndpoints, unsupported: c.Unsupported,
 		endpointToHost: c.EndpointToHostAction,
 	}
 	for i := range c.Namespaces {
@@ -184,6 +185,7 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 			ix.rules = append(ix.rules, r)
 		}
 		ix.all = append(ix.all, cp)
+		ix.byPolicy[p] = cp
 		if p.Kind.Namespaced() {
 			ix.namespaced[p.Namespace] = append(ix.namespaced[p.Namespace], cp)
 		} else {

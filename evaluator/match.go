@@ -62,20 +62,18 @@ type Traffic struct {
 // building block for questions about one rule, such as whether a policy
 // opens a namespace to another project.
 func (ix *Index) RuleMatches(p *Policy, dir calico.PolicyType, index int, local, peer *Endpoint, t Traffic) (Match, string) {
-	for _, cp := range ix.all {
-		if cp.Policy != p {
-			continue
-		}
-		rules := cp.ingress
-		if dir == calico.Egress {
-			rules = cp.egress
-		}
-		if index < 0 || index >= len(rules) {
-			return Unknown, fmt.Sprintf("%s has no %s rule %d", p, strings.ToLower(string(dir)), index)
-		}
-		return ix.ruleMatch(rules[index], local, peer, t)
+	cp, ok := ix.byPolicy[p]
+	if !ok {
+		return Unknown, fmt.Sprintf("%s is not in this index (pass the policies Selecting returns)", p)
 	}
-	return Unknown, fmt.Sprintf("%s is not in this index", p)
+	rules := cp.ingress
+	if dir == calico.Egress {
+		rules = cp.egress
+	}
+	if index < 0 || index >= len(rules) {
+		return Unknown, fmt.Sprintf("%s has no %s rule %d", p, strings.ToLower(string(dir)), index)
+	}
+	return ix.ruleMatch(rules[index], local, peer, t)
 }
 
 // ruleMatch matches one rule as Felix renders it for the traffic's IP

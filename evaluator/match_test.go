@@ -161,3 +161,28 @@ func TestServices(t *testing.T) {
 		{name: "a Service whose EndpointSlices were not read", policy: egress("{action: Allow, destination: {services: {name: other, namespace: db}}}"), want: Indeterminate},
 	})
 }
+
+// TestRuleMatches: the building block for questions about one rule, on
+// the policies Selecting returns.
+func TestRuleMatches(t *testing.T) {
+	ix := NewIndex(world(ingressGNP(t, "{action: Allow, source: {namespaceSelector: project == 'a'}}, {action: Allow, protocol: UDP}")))
+	web, pg := endpoint(t, ix, "shop/web"), endpoint(t, ix, "db/pg")
+	tiers, err := ix.Selecting(pg, "Ingress")
+	if err != nil || len(tiers) != 1 || len(tiers[0].Policies) != 1 {
+		t.Fatalf("selecting: %+v %v", tiers, err)
+	}
+	p := tiers[0].Policies[0]
+	tcp := Traffic{Protocol: "TCP", Port: 5432, Family: 4}
+	if m, _ := ix.RuleMatches(p, "Ingress", 0, pg, web, tcp); m != Yes {
+		t.Errorf("rule 0 from shop: %s", m)
+	}
+	if m, _ := ix.RuleMatches(p, "Ingress", 1, pg, web, tcp); m != No {
+		t.Errorf("rule 1 (UDP) on TCP: %s", m)
+	}
+	if m, why := ix.RuleMatches(p, "Ingress", 2, pg, web, tcp); m != Unknown || why == "" {
+		t.Errorf("a rule that does not exist: %s %q", m, why)
+	}
+	if m, why := ix.RuleMatches(&Policy{Name: "other"}, "Ingress", 0, pg, web, tcp); m != Unknown || why == "" {
+		t.Errorf("a policy of another index: %s %q", m, why)
+	}
+}

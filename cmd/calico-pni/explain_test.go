@@ -69,3 +69,29 @@ func TestExplainFromStandardInput(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainStaged: --staged evaluates staged policies as if enforced.
+func TestExplainStaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "staged.yaml")
+	text := `apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+- {apiVersion: v1, kind: Pod, metadata: {name: a, namespace: shop, labels: {app: a}}, spec: {nodeName: n1, containers: [{name: a, image: a}]}, status: {podIP: 10.1.0.1}}
+- {apiVersion: v1, kind: Pod, metadata: {name: b, namespace: shop, labels: {app: b}}, spec: {nodeName: n1, containers: [{name: b, image: b}]}, status: {podIP: 10.1.0.2}}
+- {apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: guard}, spec: {order: 1, selector: app == 'b', types: [Ingress], ingress: [{action: Deny}]}}
+- {apiVersion: projectcalico.org/v3, kind: StagedGlobalNetworkPolicy, metadata: {name: guard}, spec: {order: 1, selector: app == 'b', types: [Ingress], ingress: [{action: Allow}]}}
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"explain", "-f", path, "--from", "shop/a", "--to", "shop/b", "--port", "80", "-o", "json"}
+	_, enforced, _ := calicoPNI(t, "", args...)
+	code, staged, stderr := calicoPNI(t, "", append(args, "--staged")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(enforced, `"verdict": "deny"`) || !strings.Contains(staged, `"verdict": "allow"`) || !strings.Contains(staged, `"kind": "StagedGlobalNetworkPolicy"`) {
+		t.Errorf("enforced:\n%s\nstaged:\n%s", enforced, staged)
+	}
+}

@@ -46,16 +46,20 @@ const (
 	NamespaceLabel = "projectcalico.org/namespace"
 	// ServiceAccountLabel holds a pod's service account in a pod selector.
 	ServiceAccountLabel = "projectcalico.org/serviceaccount"
+	// OrchestratorLabel is "k8s" on every pod's endpoint; Calico's
+	// conversion of Kubernetes NetworkPolicies selects pods with it.
+	OrchestratorLabel = "projectcalico.org/orchestrator"
 )
 
 // MaxSelectorLength is the longest selector Calico accepts.
 const MaxSelectorLength = 1024
 
 type (
-	allSel struct{}
-	hasSel struct{ key string }
-	cmpSel struct{ key, op, value string }
-	setSel struct {
+	allSel    struct{}
+	globalSel struct{}
+	hasSel    struct{ key string }
+	cmpSel    struct{ key, op, value string }
+	setSel    struct {
 		key    string
 		not    bool
 		values []string
@@ -67,6 +71,13 @@ type (
 
 // All matches everything. calico-pni never uses it at the top of a policy.
 func All() Selector { return allSel{} }
+
+// Global matches endpoints that are in no namespace (host endpoints and
+// global network sets), never a pod. Calico accepts global() only in the
+// namespaceSelector of a rule, where its libcalico-go rule conversion
+// (syncersv1/updateprocessors/rules.go) turns it into
+// !has(projectcalico.org/namespace); Matches follows that meaning.
+func Global() Selector { return globalSel{} }
 
 // Has matches when key is present.
 func Has(key string) Selector { return hasSel{key} }
@@ -170,6 +181,15 @@ func (allSel) Matches(map[string]string) bool { return true }
 func (allSel) check() error                   { return nil }
 func (allSel) precedence() int                { return 2 }
 func (allSel) keys(func(string))              {}
+
+func (globalSel) String() string { return "global()" }
+func (globalSel) Matches(l map[string]string) bool {
+	_, namespaced := l[NamespaceLabel]
+	return !namespaced
+}
+func (globalSel) check() error      { return nil }
+func (globalSel) precedence() int   { return 2 }
+func (globalSel) keys(func(string)) {}
 
 func (s hasSel) String() string { return "has(" + s.key + ")" }
 func (s hasSel) Matches(l map[string]string) bool {

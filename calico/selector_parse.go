@@ -8,8 +8,9 @@ import (
 // ParseSelector reads a selector in Calico's syntax. calico-pni uses it to
 // check every selector it writes (Calico drops a policy whose selector does
 // not parse) and to read selectors back. It accepts the grammar of
-// libcalico-go's selector parser except global(), which calico-pni never
-// writes; an empty string is all().
+// libcalico-go's selector parser, global() included (calico-pni never
+// writes it, but the policy evaluator reads users' policies); an empty
+// string is all().
 func ParseSelector(text string) (Selector, error) {
 	toks, err := tokenize(text)
 	if err != nil {
@@ -48,6 +49,7 @@ const (
 	tokEndsWith
 	tokHas
 	tokAll
+	tokGlobal
 	tokAnd
 	tokOr
 	tokLParen
@@ -196,6 +198,8 @@ func tokenize(in string) ([]token, error) {
 				in = in[n:]
 			} else if _, n = call(in, "all", false); n > 0 {
 				emit(tokAll, n)
+			} else if _, n = call(in, "global", false); n > 0 {
+				emit(tokGlobal, n)
 			} else if n = words(in, "not", "in", true); n > 0 {
 				emit(tokNotIn, n)
 			} else if n = words(in, "in", "", true); n > 0 {
@@ -275,6 +279,8 @@ func (p *parser) unary() (Selector, error) {
 		return Has(t.text), nil
 	case tokAll:
 		return All(), nil
+	case tokGlobal:
+		return Global(), nil
 	case tokLabel:
 		return p.comparison(t.text)
 	}

@@ -93,6 +93,7 @@ func TestParseSelectorStructure(t *testing.T) {
 		{"!!has(a)", Not(Not(Has("a")))},
 		{"a startswith 'x'", StartsWith("a", "x")},
 		{"has( a )", Has("a")},
+		{"global() || has(x)", Or(Global(), Has("x"))},
 	}
 	for _, tt := range tests {
 		got, err := ParseSelector(tt.in)

@@ -2,6 +2,8 @@
 // clusters whose CNI is Calico. Subcommands:
 //
 //	render   print the Calico policies and namespace labels for a cluster
+//	explain  say whether a connection is allowed and which policy decides
+//	matrix   say who can reach whom, by project or namespace
 //	run      the daemon: keep them in step with the cluster
 //	cleanup  remove everything calico-pni wrote
 //	version  print the version
@@ -47,6 +49,8 @@ func commands() []command {
 	return []command{
 		{"run", "keep Calico policies and namespace status in step with the cluster", runRun},
 		{"render", "print the Calico policies and namespace labels for a cluster", runRender},
+		{"explain", "say whether a connection is allowed and which policy decides", runExplain},
+		{"matrix", "say who can reach whom, by project or namespace", runMatrix},
 		{"cleanup", "remove every namespace label and policy calico-pni wrote", runCleanup},
 		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "calico-pni", version)

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/rancher"
+	"github.com/calico-pni/calico-pni/report"
+)
+
+// noProject names the group of namespaces that are in no project.
+const noProject = "(no project)"
+
+func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	oneShotGC()
+	fs := flag.NewFlagSet("matrix", flag.ContinueOnError)
+	by := fs.String("by", "project", "rows and columns: project (Rancher projects) or namespace")
+	port := fs.Int("port", 0, "destination port (default: every port)")
+	protocol := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
+	compare := fs.Bool("compare", false, "show today's verdicts next to those under calico-pni's policies (--preview), and the pairs that will lose or gain connectivity")
+	output := fs.String("o", "text", "output: text, csv, json or html")
+	var in evalInput
+	in.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: calico-pni matrix [--by project|namespace] [--port N] [--protocol P] (-f FILE | --kubeconfig PATH) [--preview | --compare] [-o text|csv|json|html]\n\nSays who can reach whom, with the policy that decides each cell. Pods with the same\nrelevant labels in namespaces with the same relevant labels behave alike, so one\npair of each is evaluated.\n\nExit codes: 0 evaluated, 1 bad input, 2 usage.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "calico-pni matrix: "+format+"\n", a...)
+		return code
+	}
+	switch {
+	case *by != "project" && *by != "namespace":
+		return fail(exitUsage, "--by %q: use project or namespace", *by)
+	case *port < 0 || *port > 65535:
+		return fail(exitUsage, "--port %d: use a port from 1 to 65535", *port)
+	case *output != "text" && *output != "csv" && *output != "json" && *output != "html":
+		return fail(exitUsage, "-o %q: use text, csv, json or html", *output)
+	case *compare && in.preview:
+		return fail(exitUsage, "give --preview or --compare, not both")
+	}
+	proto, err := checkProtocol(*protocol)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if err := in.check(); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	loaded, err := in.load(stdin, in.preview || *compare)
+	if err != nil {
+		return fail(exitInvalid, "%v", err)
+	}
+	groupOf := func(ns *evaluator.Namespace) string { return ns.Name }
+	if *by == "project" {
+		groupOf = func(ns *evaluator.Namespace) string {
+			if p := rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project; p != "" {
+				return p
+			}
+			return noProject
+		}
+	}
+	opts := evaluator.MatrixOptions{Protocol: proto, Port: uint16(*port), GroupOf: groupOf}
+	r := report.MatrixReport{By: *by, Policies: policiesText(in), Labels: groupLabels(loaded.today, *by)}
+	cluster := loaded.today
+	if in.preview {
+		cluster = loaded.preview
+	}
+	ix := in.index(cluster)
+	r.Matrix = ix.Matrix(opts)
+	r.Notes = ix.Notes()
+	if *compare {
+		r.Policies = "today: " + policiesText(evalInput{staged: in.staged})
+		future := in.index(loaded.preview)
+		r.Compare = future.Matrix(opts)
+	}
+	switch *output {
+	case "csv":
+		err = report.MatrixCSV(stdout, r)
+	case "json":
+		err = report.MatrixJSON(stdout, r)
+	case "html":
+		err = report.MatrixHTML(stdout, r)
+	default:
+		err = report.MatrixText(stdout, r)
+	}
+	if err != nil {
+		return fail(exitInvalid, "%v", err)
+	}
+	for _, n := range loaded.notes {
+		fmt.Fprintln(stderr, "calico-pni matrix: note:", n)
+	}
+	return exitOK
+}
+
+// groupLabels marks the System project, found as calico-pni finds it.
+func groupLabels(c *evaluator.Cluster, by string) map[string]string {
+	if by != "project" {
+		return nil
+	}
+	projects := map[string]string{}
+	for _, ns := range c.Namespaces {
+		projects[ns.Name] = rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project
+	}
+	system, _ := rancher.SystemProject("", func(name string) string { return projects[name] })
+	if system == "" {
+		return nil
+	}
+	return map[string]string{system: system + " (System)"}
+}

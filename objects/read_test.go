@@ -1,0 +1,200 @@
+package objects
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/evaluator"
+)
+
+// articleFiles are the fixture shared by the tests, the demo and the
+// benchmarks, and the workloads the evaluator's tests add to it.
+var articleFiles = []string{
+	filepath.Join("..", "testdata", "article-cluster.yaml"),
+	filepath.Join("..", "testdata", "article-workloads.yaml"),
+}
+
+func readArticle(t testing.TB, keep bool) *Set {
+	t.Helper()
+	r := NewReader()
+	r.KeepSnapshot = keep
+	for _, path := range articleFiles {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ReadFile(path, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r.Finish()
+}
+
+func read(t *testing.T, text string) (*Set, error) {
+	t.Helper()
+	r := NewReader()
+	if err := r.ReadFile("in.yaml", []byte(text)); err != nil {
+		return nil, err
+	}
+	return r.Finish(), nil
+}
+
+func TestReadArticle(t *testing.T) {
+	s := readArticle(t, false)
+	c := s.Cluster
+	if len(c.Namespaces) != 14 || len(c.Pods) != 16 || len(c.Nodes) != 4 || len(c.ServiceAccounts) != 14 || len(c.Services) != 4 {
+		t.Errorf("read %d namespaces, %d pods, %d nodes, %d service accounts, %d services", len(c.Namespaces), len(c.Pods), len(c.Nodes), len(c.ServiceAccounts), len(c.Services))
+	}
+	if len(c.Policies) != 5 || c.EndpointToHostAction != "Accept" {
+		t.Errorf("policies %d, endpoint to host %q", len(c.Policies), c.EndpointToHostAction)
+	}
+	var guard evaluator.Policy
+	for _, p := range c.Policies {
+		if p.Name == "db-guard" {
+			guard = p
+		}
+	}
+	if guard.Kind != evaluator.NetworkPolicy || guard.Name != "db-guard" || guard.TierName() != "default" || guard.Managed {
+		t.Errorf("the Calico policy read as %+v", guard)
+	}
+	for _, p := range c.Pods {
+		if p.Name == "db-0" && (len(p.IPs) != 1 || p.IPs[0].String() != "10.42.2.11" || len(p.Ports) != 1 || p.Ports[0].Name != "postgres") {
+			t.Errorf("db-0 read as %+v", p)
+		}
+	}
+}
+
+// TestCalicoNames follows Calico's naming: up to 3.31 a default-tier policy
+// is stored as default.<name> in the v1 CRDs; from 3.29 to 3.31 a policy of
+// tier t is named t.<name>, and Felix takes the tier from that prefix;
+// spec.tier says the tier when set. Calico's v3 API defaults types.
+func TestCalicoNames(t *testing.T) {
+	s, err := read(t, `
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkPolicy, metadata: {name: default.a}, spec: {selector: all()}}
+- {apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkPolicy, metadata: {name: security.b}, spec: {selector: all()}}
+- {apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: c}, spec: {tier: platform, egress: [{action: Allow}]}}
+- {apiVersion: projectcalico.org/v3, kind: NetworkPolicy, metadata: {name: d, namespace: x, labels: {app.kubernetes.io/managed-by: calico-pni}}, spec: {}}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "default", "security.b": "security", "c": "platform", "d": "default"}
+	for _, p := range s.Cluster.Policies {
+		if want[p.Name] != p.TierName() {
+			t.Errorf("%s: tier %q, want %q", p.Name, p.TierName(), want[p.Name])
+		}
+		switch p.Name {
+		case "a":
+			if len(p.Spec.Types) != 0 {
+				t.Errorf("v1 types were defaulted: %v", p.Spec.Types)
+			}
+		case "c":
+			if len(p.Spec.Types) != 2 || p.Spec.Types[1] != calico.Egress {
+				t.Errorf("v3 types with egress rules: %v", p.Spec.Types)
+			}
+		case "d":
+			if len(p.Spec.Types) != 1 || !p.Managed {
+				t.Errorf("v3 namespaced policy: types %v managed %v", p.Spec.Types, p.Managed)
+			}
+		}
+	}
+	if len(s.Cluster.Policies) != 4 {
+		t.Errorf("%d policies", len(s.Cluster.Policies))
+	}
+}
+
+// TestDuplicates: with Calico's API server, the same policy is listed by
+// projectcalico.org/v3 and stored in crd.projectcalico.org/v1, and every
+// Kubernetes NetworkPolicy is listed as a v3 NetworkPolicy named
+// knp.default.<name>; each is counted once.
+func TestDuplicates(t *testing.T) {
+	s, err := read(t, `apiVersion: v1
+kind: List
+items:
+- {apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkPolicy, metadata: {name: default.same}, spec: {order: 1, types: [Ingress]}}
+- {apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: same}, spec: {order: 2, types: [Ingress]}}
+- {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: web, namespace: shop}, spec: {podSelector: {}}}
+- {apiVersion: projectcalico.org/v3, kind: NetworkPolicy, metadata: {name: knp.default.web, namespace: shop}, spec: {order: 1000, selector: all()}}
+- {apiVersion: projectcalico.org/v3, kind: NetworkPolicy, metadata: {name: knp.default.only-listed, namespace: shop}, spec: {order: 1000, selector: all(), types: [Ingress]}}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range s.Cluster.Policies {
+		got = append(got, fmt.Sprint(p.Kind, " ", p.Name, " ", *p.Spec.Order))
+	}
+	want := "GlobalNetworkPolicy same 2, KubernetesNetworkPolicy only-listed 1000, KubernetesNetworkPolicy web 1000"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("policies: %s\nwant       %s", strings.Join(got, ", "), want)
+	}
+	if !strings.Contains(strings.Join(s.Notes, "\n"), "both crd.projectcalico.org/v1 and projectcalico.org/v3") {
+		t.Errorf("notes %v", s.Notes)
+	}
+}
+
+// TestStagedAndUnsupported: staged policies are kept apart with their
+// action; a StagedKubernetesNetworkPolicy is converted as Calico converts
+// the policy it stands for; admin network policies are reported.
+func TestStagedAndUnsupported(t *testing.T) {
+	s, err := read(t, `apiVersion: v1
+kind: List
+items:
+- {apiVersion: projectcalico.org/v3, kind: StagedGlobalNetworkPolicy, metadata: {name: next}, spec: {selector: all(), types: [Ingress]}}
+- {apiVersion: projectcalico.org/v3, kind: StagedNetworkPolicy, metadata: {name: gone, namespace: shop}, spec: {stagedAction: Delete}}
+- apiVersion: projectcalico.org/v3
+  kind: StagedKubernetesNetworkPolicy
+  metadata: {name: web, namespace: shop}
+  spec: {podSelector: {matchLabels: {app: web}}, ingress: [{ports: [{port: 80}]}]}
+- {apiVersion: policy.networking.k8s.io/v1alpha1, kind: AdminNetworkPolicy, metadata: {name: block}, spec: {priority: 1}}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Cluster.Policies) != 0 || len(s.Cluster.Staged) != 3 {
+		t.Fatalf("policies %d, staged %d", len(s.Cluster.Policies), len(s.Cluster.Staged))
+	}
+	got := map[string]evaluator.Policy{}
+	for _, p := range s.Cluster.Staged {
+		got[p.Name] = p
+	}
+	if got["gone"].StagedAction != evaluator.StagedDelete || got["next"].StagedAction != evaluator.StagedSet {
+		t.Errorf("staged actions: %+v", got)
+	}
+	web := got["web"]
+	if web.Kind != evaluator.StagedKubernetesNetworkPolicy || len(web.Spec.Ingress) != 1 || web.Spec.Ingress[0].Destination.Ports[0] != calico.PortNumber(80) || *web.Spec.Order != 1000 {
+		t.Errorf("staged Kubernetes policy: %+v", web)
+	}
+	if len(s.Cluster.Unsupported) != 1 || !strings.Contains(s.Cluster.Unsupported[0], "AdminNetworkPolicy block") {
+		t.Errorf("unsupported: %v", s.Cluster.Unsupported)
+	}
+}
+
+// TestReadErrors: bad input gets an error naming the source, the document,
+// the object and the field.
+func TestReadErrors(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nstatus: {podIP: 10.1.2}\n", "in.yaml: document 1 (Pod shop/p): status.podIP: \"10.1.2\" is not an IP address"},
+		{"kind: Pod\nmetadata: {name: p}\n", "in.yaml: document 1: apiVersion and kind must be set"},
+		{"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n", "in.yaml: document 1, items[1] (Namespace a): this object appears twice"},
+		{"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: crd.projectcalico.org/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: x}\nspec: {ingress: [{action: Allow, destination: {ports: [70000]}}]}\n", "in.yaml: document 2 (GlobalNetworkPolicy x): spec: port 70000 is out of range"},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: Tier\nmetadata: {name: t}\nspec: {defaultAction: Allow}\n", "(Tier t): spec.defaultAction \"Allow\": a tier's default action is Deny or Pass"},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", "(Pod p): metadata.namespace must be set"},
+		{"apiVersion: v1\nkind: Namespace\nmetadata: {labels: {a: b}}\n", "metadata.name must be set"},
+		{"{not yaml", "in.yaml: document 1: not valid YAML or JSON"},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\n", "metadata.namespace must be a string, not false (quote it"},
+	}
+	for _, tt := range tests {
+		_, err := read(t, tt.text)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("reading %q: %v\nwant an error containing %q", tt.text, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/calico-pni/calico-pni/evaluator"
+)
+
+// MatrixReport is everything matrix prints.
+type MatrixReport struct {
+	// By is "project" or "namespace".
+	By       string
+	Policies string
+	Matrix   *evaluator.Matrix
+	// Compare, when set, is the matrix under calico-pni's policies, to
+	// show beside Matrix (today's).
+	Compare *evaluator.Matrix
+	// Labels gives a group a longer name ("p-7xq2n (System project)").
+	Labels map[string]string
+	Notes  []string
+}
+
+func (r MatrixReport) label(g string) string {
+	if l, ok := r.Labels[g]; ok {
+		return l
+	}
+	return g
+}
+
+// scope says what the matrix covers, in words.
+func (r MatrixReport) scope() string {
+	m := r.Matrix
+	port := "every port"
+	if m.Port != 0 {
+		port = fmt.Sprintf("port %d", m.Port)
+	}
+	return fmt.Sprintf("%s, %s; by %s", m.Protocol, port, r.By)
+}
+
+// classesText says how many evaluations stood for how many pods.
+func classesText(m *evaluator.Matrix) string {
+	return fmt.Sprintf("%d running pods in %d namespaces, evaluated as %d classes: pods with the same relevant labels (the label keys and values the policies' selectors read) in namespaces with the same relevant labels behave alike, so one pair of pods is evaluated for each pair of classes.",
+		m.Pods, m.Namespaces-len(m.Empty), m.Classes)
+}
+
+// cellText is the short form of a cell.
+func cellText(c evaluator.Cell) string {
+	switch c.Verdict {
+	case "":
+		return "-"
+	case evaluator.Indeterminate:
+		return "?"
+	}
+	return string(c.Verdict)
+}
+
+// cellDetail says what a cell holds in one line.
+func cellDetail(protocol string, c evaluator.Cell) string {
+	var parts []string
+	switch c.Verdict {
+	case "":
+		return "no pod pair"
+	case evaluator.Partial:
+		what := fmt.Sprintf("%d of %d pod pairs allowed", c.Allowed, c.Pairs)
+		switch {
+		case c.Partial == c.Pairs:
+			what = fmt.Sprintf("all %d pod pairs allowed only on %s %s", c.Pairs, protocol, rangesText(c.Ports))
+		case c.Partial > 0:
+			what += fmt.Sprintf(" (%d of them only on %s %s)", c.Partial, protocol, rangesText(c.Ports))
+		}
+		parts = append(parts, what)
+	case evaluator.Indeterminate:
+		parts = append(parts, fmt.Sprintf("%d of %d pod pairs cannot be decided: %s", c.Undecided, c.Pairs, c.Reason))
+	default:
+		parts = append(parts, fmt.Sprintf("%s (%d pod pairs)", c.Verdict, c.Pairs))
+	}
+	if len(c.AllowedBy) > 0 {
+		parts = append(parts, "allowed by "+strings.Join(c.AllowedBy, ", "))
+	}
+	if len(c.DeniedBy) > 0 {
+		parts = append(parts, "denied by "+strings.Join(c.DeniedBy, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// change compares a cell today and under calico-pni's policies.
+type change struct {
+	from, to       int
+	today, future  evaluator.Cell
+	lose, gain     bool
+	todayV, futurV string
+}
+
+func changes(today, future *evaluator.Matrix) []change {
+	index := map[string]int{}
+	for i, g := range future.Groups {
+		index[g] = i
+	}
+	var out []change
+	for i, a := range today.Groups {
+		for j, b := range today.Groups {
+			fi, ok1 := index[a]
+			fj, ok2 := index[b]
+			if !ok1 || !ok2 {
+				continue
+			}
+			t, f := today.Cells[i][j], future.Cells[fi][fj]
+			if t.Verdict == f.Verdict && t.Allowed == f.Allowed && rangesText(t.Ports) == rangesText(f.Ports) {
+				continue
+			}
+			c := change{from: i, to: j, today: t, future: f, todayV: cellText(t), futurV: cellText(f)}
+			c.lose = f.Allowed < t.Allowed || (t.Verdict == evaluator.Allow && f.Verdict != evaluator.Allow)
+			c.gain = f.Allowed > t.Allowed || (f.Verdict == evaluator.Allow && t.Verdict != evaluator.Allow)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// mainDecider names what decided most of a cell, for a grid.
+func mainDecider(c evaluator.Cell) string {
+	switch {
+	case c.Verdict == evaluator.Deny && len(c.DeniedBy) > 0:
+		return c.DeniedBy[0]
+	case len(c.AllowedBy) > 0:
+		return c.AllowedBy[0]
+	case len(c.DeniedBy) > 0:
+		return c.DeniedBy[0]
+	}
+	return ""
+}

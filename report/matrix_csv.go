@@ -1,0 +1,57 @@
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/calico-pni/calico-pni/evaluator"
+)
+
+// MatrixCSV prints one row per cell (and, with a comparison, today's and
+// calico-pni's verdicts side by side).
+func MatrixCSV(w io.Writer, r MatrixReport) error {
+	cw := csv.NewWriter(w)
+	header := []string{"from", "to", "verdict", "allowed_ports", "pod_pairs", "allowed_pairs", "denied_pairs", "undecided_pairs", "allowed_by", "denied_by", "reason"}
+	if r.Compare != nil {
+		header = append(header, "preview_verdict", "preview_allowed_ports", "preview_allowed_pairs", "preview_allowed_by", "preview_denied_by", "change")
+	}
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	m := r.Matrix
+	var future map[string]int
+	if r.Compare != nil {
+		future = map[string]int{}
+		for i, g := range r.Compare.Groups {
+			future[g] = i
+		}
+	}
+	for i, a := range m.Groups {
+		for j, b := range m.Groups {
+			c := m.Cells[i][j]
+			row := append([]string{a, b}, cellCSV(c)...)
+			if future != nil {
+				f := r.Compare.Cells[future[a]][future[b]]
+				change := ""
+				switch {
+				case f.Allowed < c.Allowed || (c.Verdict == evaluator.Allow && f.Verdict != evaluator.Allow):
+					change = "lose"
+				case f.Allowed > c.Allowed || (f.Verdict == evaluator.Allow && c.Verdict != evaluator.Allow):
+					change = "gain"
+				}
+				row = append(row, string(f.Verdict), rangesText(f.Ports), fmt.Sprint(f.Allowed), strings.Join(f.AllowedBy, "; "), strings.Join(f.DeniedBy, "; "), change)
+			}
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func cellCSV(c evaluator.Cell) []string {
+	return []string{string(c.Verdict), rangesText(c.Ports), fmt.Sprint(c.Pairs), fmt.Sprint(c.Allowed), fmt.Sprint(c.Denied), fmt.Sprint(c.Undecided), strings.Join(c.AllowedBy, "; "), strings.Join(c.DeniedBy, "; "), c.Reason}
+}

@@ -85,9 +85,6 @@ func pickFamily(has4 bool) int {
 // side evaluates one direction of local's traffic with peer.
 func (ix *Index) side(dir calico.PolicyType, local, peer *Endpoint, t Traffic) Side {
 	s := Side{Direction: dir, Endpoint: local}
-	if dir == calico.Ingress && local.Kind != PodEndpoint && local.Kind != ExternalEndpoint && len(ix.hostEndpoints) > 0 {
-		return s.undecided("the cluster has host endpoints, whose policy the evaluator does not model")
-	}
 	if local.Kind == HostEndpointKind && len(ix.hostEndpoints) > 0 {
 		return s.undecided("the cluster has host endpoints, whose policy the evaluator does not model")
 	}

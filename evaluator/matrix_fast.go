@@ -1,7 +1,6 @@
 package evaluator
 
 import (
-	"cmp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -361,84 +360,4 @@ func (t *sideTable) evaluate(local, peer *Endpoint) *sideOutcome {
 		out.ranges = append(out.ranges, r)
 	}
 	return out
-}
-
-// combine joins the two sides of a pair as Evaluate does: a Deny on either
-// side denies, else an undecided side leaves it undecided, else allowed;
-// an allowed pair is charged to the destination's policies when they
-// decided it.
-func combine(egress, ingress *sideOutcome) pairResult {
-	var p pairResult
-	allowed, denied, undecided := 0, 0, 0
-	i, j := 0, 0
-	for i < len(egress.ranges) && j < len(ingress.ranges) {
-		e, in := egress.ranges[i], ingress.ranges[j]
-		lo := max(e.ports.Min, in.ports.Min)
-		hi := min(e.ports.Max, in.ports.Max)
-		switch {
-		case e.verdict == Deny:
-			denied++
-			p.deniedBy = addNames(p.deniedBy, []string{e.decider})
-		case in.verdict == Deny:
-			denied++
-			p.deniedBy = addNames(p.deniedBy, []string{in.decider})
-		case e.verdict == Indeterminate || in.verdict == Indeterminate:
-			undecided++
-			if p.reason == "" {
-				p.reason = cmp.Or(e.reason, in.reason)
-			}
-		default:
-			allowed++
-			p.ports = appendRange(p.ports, PortRange{lo, hi})
-			d := e.decider
-			if ingress.policed {
-				d = in.decider
-			}
-			p.allowedBy = addNames(p.allowedBy, []string{d})
-		}
-		if e.ports.Max == hi {
-			i++
-		}
-		if in.ports.Max == hi {
-			j++
-		}
-	}
-	switch {
-	case undecided > 0:
-		p.verdict, p.ports = Indeterminate, nil
-	case denied == 0:
-		p.verdict, p.ports = Allow, nil
-	case allowed == 0:
-		p.verdict = Deny
-	default:
-		p.verdict = Partial
-	}
-	return p
-}
-
-// sideDecider names what decided a side, as Decider does for a result.
-func sideDecider(s Side) string {
-	if s.Verdict == Indeterminate {
-		return "undecided"
-	}
-	if len(s.Hits) == 0 {
-		return "no policy"
-	}
-	h := s.Hits[len(s.Hits)-1]
-	switch h.Kind {
-	case "Profile":
-		return "no policy"
-	case "EndOfTier":
-		for i := len(s.Steps) - 1; i >= 0; i-- {
-			if st := s.Steps[i]; st.Policy != nil && st.Tier == h.Tier {
-				return st.Policy.String() + " (end of tier " + h.Tier + ")"
-			}
-		}
-	}
-	for _, st := range s.Steps {
-		if st.Policy != nil && st.Rule >= 0 && st.Action == h.Action && st.Policy.FlowLogName() == h.Name && st.Policy.Namespace == h.Namespace {
-			return st.Policy.String()
-		}
-	}
-	return h.Name
 }

@@ -100,6 +100,9 @@ type Controller struct {
 	lastFailed map[string]error
 	// passesStarted counts the passes begun.
 	passesStarted atomic.Uint64
+	// brokenWatches counts the watches that broke; trustedBreaks is its
+	// value when the caches last agreed with the API server (doubt.go).
+	brokenWatches, trustedBreaks atomic.Uint64
 }
 
 // PassResult summarises the last pass.
@@ -168,6 +171,11 @@ func New(o Options) (*Controller, error) {
 		c.namespaces: trimNamespace, c.nodes: trimNode, c.services: trimService, c.pods: trimPod,
 	} {
 		if err := inf.SetTransform(trim); err != nil {
+			return nil, err
+		}
+	}
+	for _, inf := range c.informers() {
+		if err := inf.SetWatchErrorHandlerWithContext(c.watchBroken); err != nil {
 			return nil, err
 		}
 	}
@@ -419,6 +427,10 @@ func (c *Controller) ensureAPI(ctx context.Context, redetect bool) (*policyWatch
 	for _, kind := range api.PolicyKinds() {
 		inf := factory.ForResource(api.Resource(kind)).Informer()
 		if err := inf.SetTransform(trimManaged); err != nil {
+			stop()
+			return nil, err
+		}
+		if err := inf.SetWatchErrorHandlerWithContext(c.watchBroken); err != nil {
 			stop()
 			return nil, err
 		}

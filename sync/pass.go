@@ -55,7 +55,22 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	}
 	result.API = w.api
 	state := c.fromCaches(w)
-	if refresh {
+	if doubt, breaks := c.inDoubt(); doubt {
+		// A watch broke: plan on what the API server holds (doubt.go).
+		fresh, agree, err := c.fromServer(ctx, w)
+		if err != nil {
+			c.o.Metrics.Errors.WithLabelValues("list").Inc()
+			return err
+		}
+		state = fresh
+		c.recent.forget()
+		if agree {
+			c.trustedBreaks.CompareAndSwap(c.trustedBreaks.Load(), breaks)
+			c.log.Info("the watch caches agree with the API server again", "brokenWatches", breaks)
+		} else {
+			c.log.Info("a watch broke and the caches are behind the API server: this pass read everything from it")
+		}
+	} else if refresh {
 		// A refresh re-reads from the API server what the schedule is
 		// for: the nodes and the API endpoints behind the kube-api policy,
 		// and calico-pni's own policies. Namespaces, Services and pods come

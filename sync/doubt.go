@@ -1,0 +1,128 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// A watch that breaks (the API server restarted, the connection dropped)
+// leaves its informer's cache behind the API server until client-go has
+// watched again, which after an outage can take tens of seconds of
+// back-off. A pass planned on such a cache writes what the cluster held
+// before: a namespace's old project, the deletion of a project's policy
+// that its namespaces still need — and a standby that takes over carries
+// the same risk. So every broken watch puts the caches in doubt. While in
+// doubt, a pass reads everything it plans on from the API server, and
+// compares it with the caches; once they agree, the doubt ends. (The
+// randomized soak, internal/soak, found this: a standby whose caches were
+// stale after an API server restart became leader and moved a namespace
+// back to its old project for twenty seconds.)
+
+// watchBroken counts a broken watch, then lets client-go log it.
+func (c *Controller) watchBroken(ctx context.Context, r *cache.Reflector, err error) {
+	c.brokenWatches.Add(1)
+	cache.DefaultWatchErrorHandler(ctx, r, err)
+}
+
+// inDoubt reports whether a watch broke since the caches last agreed with
+// the API server, and the count of broken watches to confirm later.
+func (c *Controller) inDoubt() (bool, uint64) {
+	breaks := c.brokenWatches.Load()
+	return breaks != c.trustedBreaks.Load(), breaks
+}
+
+// fromServer reads from the API server everything a pass plans on, and
+// tells whether the caches hold the same objects at the same versions.
+func (c *Controller) fromServer(ctx context.Context, w *policyWatch) (*clusterState, bool, error) {
+	s, err := listCluster(ctx, c.o.Kube)
+	if err != nil {
+		return nil, false, err
+	}
+	pods, err := listPods(ctx, c.o.Kube)
+	if err != nil {
+		return nil, false, err
+	}
+	s.addPods(pods)
+	if s.policies, err = listManaged(ctx, c.o.Dynamic, w.api); err != nil {
+		return nil, false, err
+	}
+	fresh, err := c.serverVersions(ctx, s, pods)
+	if err != nil {
+		return nil, false, err
+	}
+	return s, maps.Equal(fresh, c.cacheVersions(w)), nil
+}
+
+// serverVersions lists the resourceVersion of every object the caches hold
+// that the pass reads: namespaces, nodes, the API's EndpointSlices,
+// Services reachable from outside, pods with host ports, managed policies.
+func (c *Controller) serverVersions(ctx context.Context, s *clusterState, pods []*corev1.Pod) (map[string]string, error) {
+	out := map[string]string{}
+	for name, v := range s.namespaces {
+		out["Namespace/"+name] = v.resourceVersion
+	}
+	nodes, err := c.o.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		out["Node/"+n.Name] = n.ResourceVersion
+	}
+	slices, err := c.o.Kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: kubernetesSliceSelector})
+	if err != nil {
+		return nil, fmt.Errorf("listing the endpoints of default/kubernetes: %w", err)
+	}
+	for _, e := range slices.Items {
+		out["EndpointSlice/"+e.Name] = e.ResourceVersion
+	}
+	services, err := c.o.Kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
+	}
+	for i := range services.Items {
+		if svc := &services.Items[i]; isExternal(svc) {
+			out["Service/"+svc.Namespace+"/"+svc.Name] = svc.ResourceVersion
+		}
+	}
+	for _, p := range pods {
+		out["Pod/"+p.Namespace+"/"+p.Name] = p.ResourceVersion
+	}
+	for _, u := range s.policies {
+		out[u.GetKind()+"/"+u.GetName()] = u.GetResourceVersion()
+	}
+	return out, nil
+}
+
+// cacheVersions lists the same from the informers' caches.
+func (c *Controller) cacheVersions(w *policyWatch) map[string]string {
+	out := map[string]string{}
+	for _, ns := range typed[corev1.Namespace](c.namespaces.GetStore().List()) {
+		out["Namespace/"+ns.Name] = ns.ResourceVersion
+	}
+	for _, n := range typed[corev1.Node](c.nodes.GetStore().List()) {
+		out["Node/"+n.Name] = n.ResourceVersion
+	}
+	for _, e := range typed[discoveryv1.EndpointSlice](c.endpoints.GetStore().List()) {
+		out["EndpointSlice/"+e.Name] = e.ResourceVersion
+	}
+	for _, svc := range typed[corev1.Service](c.services.GetStore().List()) {
+		if isExternal(svc) {
+			out["Service/"+svc.Namespace+"/"+svc.Name] = svc.ResourceVersion
+		}
+	}
+	for _, p := range typed[corev1.Pod](c.pods.GetStore().List()) {
+		if hasHostPorts(p) {
+			out["Pod/"+p.Namespace+"/"+p.Name] = p.ResourceVersion
+		}
+	}
+	for _, u := range w.managed() {
+		out[u.GetKind()+"/"+u.GetName()] = u.GetResourceVersion()
+	}
+	return out
+}

@@ -218,7 +218,10 @@ func (s *soak) toggleInternet() (string, error) {
 func (s *soak) changeConfig() (string, error) {
 	c := s.cfg
 	changes := []func() string{
-		func() string { c.IsolateEgress = !c.IsolateEgress; return fmt.Sprintf("isolateEgress %v", c.IsolateEgress) },
+		func() string {
+			c.IsolateEgress = !c.IsolateEgress
+			return fmt.Sprintf("isolateEgress %v", c.IsolateEgress)
+		},
 		func() string {
 			c.IngressController.Enabled = !c.IngressController.Enabled
 			return fmt.Sprintf("ingressController.enabled %v", c.IngressController.Enabled)

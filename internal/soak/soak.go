@@ -29,11 +29,11 @@ import (
 
 // options are the soak's settings.
 type options struct {
-	Seed                         int64
-	Ops                          int
+	Seed                        int64
+	Ops                         int
 	Namespaces, Projects, Nodes int
-	CalicoVersion                string
-	Verbose                      bool
+	CalicoVersion               string
+	Verbose                     bool
 }
 
 type logf func(format string, args ...any)

@@ -66,6 +66,25 @@ type Status struct {
 	// Problems lists what calico-pni could not do as the namespace's
 	// labels or annotations ask, and why.
 	Problems []string `json:"problems,omitempty"`
+	// Exposures lists the rules of policies calico-pni did not write that
+	// open the namespace's walls (package exposures). They are
+	// information, not problems: the namespace stays isolated.
+	Exposures []Exposure `json:"exposures,omitempty"`
+}
+
+// Exposure is one rule of a policy, not written by calico-pni, that lets
+// other projects or outside addresses into an isolated namespace, or its
+// pods out to them.
+type Exposure struct {
+	// Kind is the policy's kind: NetworkPolicy (Kubernetes),
+	// CalicoNetworkPolicy or GlobalNetworkPolicy.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Direction is ingress (lets in) or egress (lets out).
+	Direction string `json:"direction"`
+	// Opens says to whom, in words.
+	Opens string `json:"opens"`
 }
 
 // AddProblem records a problem and puts the namespace in the error state.

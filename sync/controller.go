@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -78,6 +79,8 @@ type Controller struct {
 	endpoints  cache.SharedIndexInformer
 	services   cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer
+	// networkPolicies are the users' Kubernetes NetworkPolicies.
+	networkPolicies cache.SharedIndexInformer
 
 	// watch is the informer of managed policies for the detected API; it
 	// is only touched by the single pass goroutine.
@@ -103,6 +106,9 @@ type Controller struct {
 	// brokenWatches counts the watches that broke; trustedBreaks is its
 	// value when the caches last agreed with the API server (doubt.go).
 	brokenWatches, trustedBreaks atomic.Uint64
+	// models holds the users' policies as the evaluator reads them, by
+	// object; pass goroutine only (exposures.go).
+	models map[string]model
 }
 
 // PassResult summarises the last pass.
@@ -120,25 +126,56 @@ type PassResult struct {
 	Err      error
 }
 
-// policyWatch is an informer on each kind of policy calico-pni writes
-// through the detected API.
+// policyWatch is an informer on each kind of Calico object calico-pni
+// reads through the detected API: the policies it writes, and the users'
+// Calico policies and tiers, for the exposures. GlobalNetworkPolicies are
+// watched whole (calico-pni's and the users'), the staged ones calico-pni
+// writes by its label.
 type policyWatch struct {
 	api       calico.API
 	informers map[string]cache.SharedIndexInformer
 	stop      context.CancelFunc
 }
 
-// managed returns the managed policies in the informers' caches, each with
-// its kind.
+// watchedKinds lists what a policyWatch watches, and whether only
+// calico-pni's objects.
+func watchedKinds(api calico.API) map[string]bool {
+	kinds := map[string]bool{"GlobalNetworkPolicy": false, "NetworkPolicy": false}
+	if api.Staged {
+		kinds["StagedGlobalNetworkPolicy"] = true
+	}
+	if api.Tiers {
+		kinds["Tier"] = false
+	}
+	return kinds
+}
+
+// objects returns the objects of a kind in the caches, each with its
+// kind set.
+func (w *policyWatch) objects(kind string) []*unstructured.Unstructured {
+	inf := w.informers[kind]
+	if inf == nil {
+		return nil
+	}
+	var out []*unstructured.Unstructured
+	for _, u := range typed[unstructured.Unstructured](inf.GetStore().List()) {
+		if u.GetKind() == "" {
+			u = u.DeepCopy()
+			u.SetKind(kind)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// managed returns the policies calico-pni manages, from the caches.
 func (w *policyWatch) managed() []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, kind := range w.api.PolicyKinds() {
-		for _, u := range typed[unstructured.Unstructured](w.informers[kind].GetStore().List()) {
-			if u.GetKind() == "" {
-				u = u.DeepCopy()
-				u.SetKind(kind)
+		for _, u := range w.objects(kind) {
+			if u.GetLabels()[calico.ManagedByLabel] == calico.ManagedByValue {
+				out = append(out, u)
 			}
-			out = append(out, u)
 		}
 	}
 	return out
@@ -167,8 +204,10 @@ func New(o Options) (*Controller, error) {
 		func(lo *metav1.ListOptions) { lo.LabelSelector = kubernetesSliceSelector })
 	c.services = coreinformers.NewServiceInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
 	c.pods = coreinformers.NewPodInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
+	// Users' Kubernetes NetworkPolicies: read for the exposures only.
+	c.networkPolicies = networkinginformers.NewNetworkPolicyInformer(o.Kube, metav1.NamespaceAll, 0, cache.Indexers{})
 	for inf, trim := range map[cache.SharedIndexInformer]cache.TransformFunc{
-		c.namespaces: trimNamespace, c.nodes: trimNode, c.services: trimService, c.pods: trimPod,
+		c.namespaces: trimNamespace, c.nodes: trimNode, c.services: trimService, c.pods: trimPod, c.networkPolicies: trimManagedFields,
 	} {
 		if err := inf.SetTransform(trim); err != nil {
 			return nil, err
@@ -179,7 +218,7 @@ func New(o Options) (*Controller, error) {
 			return nil, err
 		}
 	}
-	for _, inf := range []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints} {
+	for _, inf := range []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints, c.networkPolicies} {
 		if _, err := inf.AddEventHandler(c.handler()); err != nil {
 			return nil, err
 		}
@@ -230,7 +269,7 @@ func (c *Controller) filtered(matters func(any) bool) cache.ResourceEventHandler
 }
 
 func (c *Controller) informers() []cache.SharedIndexInformer {
-	return []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints, c.services, c.pods}
+	return []cache.SharedIndexInformer{c.namespaces, c.nodes, c.endpoints, c.services, c.pods, c.networkPolicies}
 }
 
 // handler only enqueues: every change of any watched object leads to one
@@ -420,11 +459,16 @@ func (c *Controller) ensureAPI(ctx context.Context, redetect bool) (*policyWatch
 	}
 	c.stopWatch()
 	watchCtx, stop := context.WithCancel(ctx)
-	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.o.Dynamic, 0, metav1.NamespaceAll,
+	all := dynamicinformer.NewDynamicSharedInformerFactory(c.o.Dynamic, 0)
+	ours := dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.o.Dynamic, 0, metav1.NamespaceAll,
 		func(lo *metav1.ListOptions) { lo.LabelSelector = managedSelector })
 	w := &policyWatch{api: api, informers: map[string]cache.SharedIndexInformer{}, stop: stop}
 	var synced []cache.InformerSynced
-	for _, kind := range api.PolicyKinds() {
+	for kind, onlyOurs := range watchedKinds(api) {
+		factory := all
+		if onlyOurs {
+			factory = ours
+		}
 		inf := factory.ForResource(api.Resource(kind)).Informer()
 		if err := inf.SetTransform(trimManaged); err != nil {
 			stop()
@@ -441,7 +485,8 @@ func (c *Controller) ensureAPI(ctx context.Context, redetect bool) (*policyWatch
 		w.informers[kind] = inf
 		synced = append(synced, inf.HasSynced)
 	}
-	factory.Start(watchCtx.Done())
+	all.Start(watchCtx.Done())
+	ours.Start(watchCtx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		stop()
 		return nil, fmt.Errorf("waiting for the managed %s policies: %w", api.GroupVersion(), ctx.Err())

@@ -49,6 +49,15 @@ func (c *Controller) recordNamespaceEvent(ch namespaceChange, firstPass bool) {
 			c.o.Recorder.Event(ref, corev1.EventTypeWarning, "PolicyProblem", p)
 		}
 	}
+	for _, e := range to.Exposures {
+		if !slices.Contains(from.Exposures, e) {
+			who := e.Kind + " " + e.Name
+			if e.Namespace != "" {
+				who = e.Kind + " " + e.Namespace + "/" + e.Name
+			}
+			c.o.Recorder.Eventf(ref, corev1.EventTypeNormal, "Exposed", "%s, not written by calico-pni, opens the wall (%s): %s", who, e.Direction, e.Opens)
+		}
+	}
 	if ch.from == nil && firstPass {
 		return
 	}

@@ -88,6 +88,8 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	cfg := c.cfg.Load()
 	desired := policies.Generate(state.snap, cfg)
 	c.reportProblems(desired.Problems)
+	exposed := c.findExposures(w, state, &desired)
+	c.o.Metrics.ExposedNamespaces.Set(float64(exposed))
 
 	if !w.api.Staged && slices.ContainsFunc(desired.Policies, func(p calico.Policy) bool { return p.Staged }) {
 		c.o.Metrics.Errors.WithLabelValues("detect").Inc()

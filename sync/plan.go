@@ -169,7 +169,7 @@ func planNamespaces(desired []policies.NamespaceState, live map[string]namespace
 	}
 	encoded := map[shape]string{}
 	encode := func(st policies.Status) string {
-		if len(st.Problems) > 0 || len(st.Policies) == 0 {
+		if len(st.Problems) > 0 || len(st.Exposures) > 0 || len(st.Policies) == 0 {
 			return st.Encode()
 		}
 		k := shape{st.State, st.Isolated, st.Project, st.Reason, &st.Policies[0], len(st.Policies)}

@@ -315,3 +315,11 @@ func trimManaged(obj any) (any, error) {
 	}
 	return obj, nil
 }
+
+// trimManagedFields drops the managed fields of a typed object.
+func trimManagedFields(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
+}

@@ -272,6 +272,8 @@ func (p *probes) endpoint(ix *evaluator.Index, pr probe) (*evaluator.Endpoint, e
 // checkWrites replays the writes between two quiet points and checks,
 // after each write of a replica, that every connection both quiet points
 // agree on has that verdict; and that the replicas' writes never overlap.
+// Every operation is one write of its own (or none), so the quiet points
+// before and after it are the states before and after one change.
 func (s *soak) checkWrites(op int, what string, writes []testbed.Write, after *state) {
 	if s.probes == nil {
 		s.probes = &probes{}
@@ -325,6 +327,7 @@ func (s *soak) checkWrites(op int, what string, writes []testbed.Write, after *s
 			return
 		}
 		s.rep.Checked += len(agreed)
+		wrong := 0
 		for j, v := range got {
 			if v != want[j] && s.o.Verbose && !s.explained {
 				s.explained = true
@@ -334,10 +337,14 @@ func (s *soak) checkWrites(op int, what string, writes []testbed.Write, after *s
 				}
 			}
 			if v != want[j] {
-				s.rep.Violations = append(s.rep.Violations, fmt.Sprintf("operation %d (%s), after write %d of %d (%s): %s is %s, before and after the operation %s (replay: -seed %d -ops %d)",
-					op, what, i+1, len(own), w, agreed[j], v, want[j], s.o.Seed, op))
+				if wrong == 0 {
+					s.rep.Violations = append(s.rep.Violations, fmt.Sprintf("operation %d (%s), after write %d of %d (%s): %s is %s, before and after the operation %s (replay: -seed %d -ops %d)",
+						op, what, i+1, len(own), w, agreed[j], v, want[j], s.o.Seed, op))
+				}
+				wrong++
 			}
 		}
+		s.rep.WrongVerdicts += wrong
 	}
 	s.rep.CheckTime += time.Since(started)
 }

@@ -30,7 +30,6 @@ type operation struct {
 
 var operations = []operation{
 	{"move a namespace", false, 14, (*soak).moveNamespace},
-	{"empty a project", false, 4, (*soak).emptyProject},
 	{"create a namespace", false, 6, (*soak).createNamespace},
 	{"delete a namespace", false, 4, (*soak).deleteNamespace},
 	{"change the nodes", false, 8, (*soak).changeNodes},
@@ -97,33 +96,28 @@ func (s *soak) otherProject(current string) string {
 	}
 }
 
+// moveNamespace moves one namespace to another project, as Rancher does
+// (one write: annotation and label). One time in four it picks the last
+// namespace of the smallest project, which empties that project.
 func (s *soak) moveNamespace() (string, error) {
 	nss, err := s.userNamespaces()
 	if err != nil || len(nss) == 0 {
 		return "none", err
 	}
 	ns := nss[s.r.IntN(len(nss))]
-	to := s.otherProject(ns.Labels["field.cattle.io/projectId"])
-	return fmt.Sprintf("%s to %s", ns.Name, to), s.setProject(&ns, to)
-}
-
-func (s *soak) emptyProject() (string, error) {
-	nss, err := s.userNamespaces()
-	if err != nil || len(nss) == 0 {
-		return "none", err
-	}
-	from := nss[s.r.IntN(len(nss))].Labels["field.cattle.io/projectId"]
-	to := s.otherProject(from)
-	n := 0
-	for i := range nss {
-		if nss[i].Labels["field.cattle.io/projectId"] == from {
-			if err := s.setProject(&nss[i], to); err != nil {
-				return "", err
+	if s.r.IntN(4) == 0 {
+		count := map[string]int{}
+		for _, n := range nss {
+			count[n.Labels["field.cattle.io/projectId"]]++
+		}
+		for _, n := range nss {
+			if count[n.Labels["field.cattle.io/projectId"]] < count[ns.Labels["field.cattle.io/projectId"]] {
+				ns = n
 			}
-			n++
 		}
 	}
-	return fmt.Sprintf("%d namespaces from %s to %s", n, from, to), nil
+	to := s.otherProject(ns.Labels["field.cattle.io/projectId"])
+	return fmt.Sprintf("%s to %s", ns.Name, to), s.setProject(&ns, to)
 }
 
 func (s *soak) createNamespace() (string, error) {

@@ -24,11 +24,14 @@ type report struct {
 	// verdicts checked after them.
 	Writes, Checked int
 	Indeterminate   int
-	CheckTime       time.Duration
-	Duration        time.Duration
-	Violations      []string
-	Overlaps        []string
-	Failures        []string
+	// WrongVerdicts counts the verdicts that broke the invariant;
+	// Violations names the first of each write.
+	WrongVerdicts int
+	CheckTime     time.Duration
+	Duration      time.Duration
+	Violations    []string
+	Overlaps      []string
+	Failures      []string
 }
 
 func newReport(seed int64) *report { return &report{Seed: seed, Ops: map[string]int{}} }
@@ -67,7 +70,7 @@ func (r *report) String() string {
 	fmt.Fprintf(&b, "convergence p50 %s, p99 %s, max %s\n", percentile(r.Converge, 0.5).Round(time.Millisecond),
 		percentile(r.Converge, 0.99).Round(time.Millisecond), percentile(r.Converge, 1).Round(time.Millisecond))
 	fmt.Fprintf(&b, "replica writes checked %d, connection verdicts checked %d (%s), indeterminate %d\n", r.Writes, r.Checked, r.CheckTime.Round(time.Millisecond), r.Indeterminate)
-	fmt.Fprintf(&b, "violations %d, overlapping writers %d, failures %d\n", len(r.Violations), len(r.Overlaps), len(r.Failures))
+	fmt.Fprintf(&b, "violations %d (writes that broke the invariant; %d verdicts), overlapping writers %d, failures %d\n", len(r.Violations), r.WrongVerdicts, len(r.Overlaps), len(r.Failures))
 	for _, list := range [][]string{r.Violations, r.Overlaps, r.Failures} {
 		for i, v := range list {
 			if i == 20 {

@@ -270,6 +270,10 @@ func TestEveryQuestion(t *testing.T) {
 			return kinds["ValidatingAdmissionPolicy"] == a && kinds["ValidatingAdmissionPolicyBinding"] == a
 		},
 		"serviceMonitor.enabled": func(a any) bool { return kinds["ServiceMonitor"] == a },
+		// The form's comma-separated project lists become the lists of
+		// config.projects.
+		"rolloutProjects.enforce": func(a any) bool { return sameProjects(rendered, "projects.enforce", a) },
+		"rolloutProjects.stage":   func(a any) bool { return sameProjects(rendered, "projects.stage", a) },
 	}
 	for _, q := range loadQuestions(t) {
 		answer, ok := lookup(answers, q.Variable)
@@ -337,4 +341,18 @@ func withoutNulls(v any) any {
 		}
 	}
 	return out
+}
+
+// sameProjects compares a rendered project list with the form's
+// comma-separated answer.
+func sameProjects(rendered map[string]any, path string, answer any) bool {
+	got, ok := lookup(rendered, path)
+	if !ok {
+		return false
+	}
+	var want []any
+	for _, id := range strings.Split(str(answer), ",") {
+		want = append(want, strings.TrimSpace(id))
+	}
+	return sameJSON(got, want)
 }

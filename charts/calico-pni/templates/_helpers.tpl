@@ -100,5 +100,20 @@ the part after it as a suffix.
 {{- if not $covered -}}
 {{- $_ := set $config "exemptNamespaces" (append $exempt $ns) -}}
 {{- end -}}
+{{- /* The install form's project lists, comma-separated. */ -}}
+{{- $projects := $config.projects | default dict -}}
+{{- range $list := list "enforce" "stage" -}}
+{{- $text := trim (toString (index ($.Values.rolloutProjects | default dict) $list | default "")) -}}
+{{- if $text -}}
+{{- $ids := list -}}
+{{- range splitList "," $text -}}
+{{- if trim . -}}
+{{- $ids = append $ids (trim .) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $projects $list $ids -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $config "projects" $projects -}}
 {{- toYaml $config -}}
 {{- end -}}

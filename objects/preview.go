@@ -35,18 +35,34 @@ func Preview(set *Set, cfg *config.Config, version calico.Version) (*evaluator.C
 	d := policies.Generate(snap, cfg)
 
 	c := set.Cluster
-	c.Policies = nil
+	c.Policies, c.Staged, c.Tiers = nil, nil, nil
 	for _, p := range set.Cluster.Policies {
 		if !p.Managed {
 			c.Policies = append(c.Policies, p)
 		}
 	}
-	for _, p := range d.Policies {
-		c.Policies = append(c.Policies, generated(p))
+	for _, p := range set.Cluster.Staged {
+		if !p.Managed {
+			c.Staged = append(c.Staged, p)
+		}
 	}
-	// Tiers calico-pni writes would be added to c.Tiers here; today every
-	// generated policy is in the default tier or names its tier in
-	// Spec.Tier, which the evaluator reads.
+	for _, p := range d.Policies {
+		if p.Staged {
+			c.Staged = append(c.Staged, generated(p))
+		} else {
+			c.Policies = append(c.Policies, generated(p))
+		}
+	}
+	// calico-pni's own tier, as it would write it (in tier mode), in place
+	// of any copy read from the cluster.
+	for _, t := range set.Cluster.Tiers {
+		if d.Tier == nil || t.Name != d.Tier.Name {
+			c.Tiers = append(c.Tiers, t)
+		}
+	}
+	if t := d.Tier; t != nil {
+		c.Tiers = append(c.Tiers, evaluator.Tier{Name: t.Name, Order: t.Spec.Order, DefaultAction: t.Spec.DefaultAction})
+	}
 	wanted := make(map[string]map[string]string, len(d.Namespaces))
 	for _, ns := range d.Namespaces {
 		wanted[ns.Name] = ns.Labels
@@ -75,6 +91,9 @@ func generated(p calico.Policy) evaluator.Policy {
 	}
 	if p.Namespace != "" {
 		out.Kind, out.Namespace = evaluator.NetworkPolicy, p.Namespace
+	}
+	if p.Staged {
+		out.Kind, out.StagedAction = "Staged"+out.Kind, evaluator.StagedSet
 	}
 	return out
 }

@@ -36,7 +36,8 @@ func main() {
 	flag.IntVar(&o.Projects, "projects", 6, "user projects of the synthetic cluster")
 	flag.IntVar(&o.Nodes, "nodes", 3, "nodes of the synthetic cluster")
 	flag.StringVar(&o.CalicoVersion, "calico-version", "v3.28.5", "the Calico version the test API server claims: v3.28 (default tier), v3.29 (tiers), v3.30 (tiers and staged policies)")
-	flag.BoolVar(&o.Verbose, "v", false, "print every operation")
+	flag.BoolVar(&o.Verbose, "v", false, "print every operation, and the writes of the first one that breaks the invariant")
+	flag.BoolVar(&o.Keep, "keep", false, "keep the run's directory (the replicas' logs, the configuration) and print its path")
 	flag.Parse()
 	rep, err := run(o, func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)

@@ -34,6 +34,7 @@ type options struct {
 	Namespaces, Projects, Nodes int
 	CalicoVersion               string
 	Verbose                     bool
+	Keep                        bool
 }
 
 type logf func(format string, args ...any)
@@ -86,7 +87,11 @@ func run(o options, log logf) (rep *report, err error) {
 	if s.dir, err = os.MkdirTemp("", "calico-pni-soak-"); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(s.dir)
+	if o.Keep {
+		log("keeping the replicas' logs in %s", s.dir)
+	} else {
+		defer os.RemoveAll(s.dir)
+	}
 	if err := s.setUp(); err != nil {
 		s.tearDown()
 		return s.rep, err

@@ -387,6 +387,7 @@ func (c *Controller) Lead(ctx context.Context) {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "calico-pni"})
 	c.queue.Store(&q)
 	c.o.Metrics.Leader.Set(1)
+	c.newTerm()
 
 	c.mu.Lock()
 	c.cron = cron.New()

@@ -24,14 +24,31 @@ import (
 // stale after an API server restart became leader and moved a namespace
 // back to its old project for twenty seconds.)
 
+// A replica that begins to lead carries the same risk without any watch
+// breaking: it stood by while another replica wrote, its caches may not
+// have caught up with those writes yet, and what it remembers of its own
+// writes from an earlier term (recent.go) may since have been undone. So a
+// new term forgets that memory and begins in doubt. (The soak found this
+// too: a replica that led again after a failover overlaid its caches with
+// its writes of the term before, deleted two projects' allow policies and
+// moved namespaces to their old projects until the next pass.)
+
+// newTerm is called when this replica begins to lead, before its first
+// pass.
+func (c *Controller) newTerm() {
+	c.recent.forget()
+	c.lastFailed = nil
+	c.brokenWatches.Add(1)
+}
+
 // watchBroken counts a broken watch, then lets client-go log it.
 func (c *Controller) watchBroken(ctx context.Context, r *cache.Reflector, err error) {
 	c.brokenWatches.Add(1)
 	cache.DefaultWatchErrorHandler(ctx, r, err)
 }
 
-// inDoubt reports whether a watch broke since the caches last agreed with
-// the API server, and the count of broken watches to confirm later.
+// inDoubt reports whether a watch broke (or a term began) since the caches
+// last agreed with the API server, and the count to confirm later.
 func (c *Controller) inDoubt() (bool, uint64) {
 	breaks := c.brokenWatches.Load()
 	return breaks != c.trustedBreaks.Load(), breaks

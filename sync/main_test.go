@@ -73,6 +73,10 @@ type running struct {
 	logs   *testbed.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ctx lives as long as the controller (its informers); a term of
+	// leading has its own context, ended by stepDown.
+	ctx     context.Context
+	endTerm context.CancelFunc
 }
 
 // start runs a controller against e as the leader. When the test ends it
@@ -106,11 +110,8 @@ func start(t *testing.T, e *testbed.Env, cfg *config.Config, mutate ...func(*syn
 		cancel()
 		t.Fatal(err)
 	}
-	r := &running{c: c, writes: writes, logs: logs, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		c.Lead(ctx)
-	}()
+	r := &running{c: c, writes: writes, logs: logs, cancel: cancel, ctx: ctx}
+	r.lead()
 	t.Cleanup(func() {
 		r.stop()
 		broadcaster.Shutdown()
@@ -124,6 +125,24 @@ func start(t *testing.T, e *testbed.Env, cfg *config.Config, mutate ...func(*syn
 
 func (r *running) stop() {
 	r.cancel()
+	<-r.done
+}
+
+// lead begins a term of leading, as a replica does that wins the lease.
+func (r *running) lead() {
+	term, endTerm := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	r.endTerm, r.done = endTerm, done
+	go func() {
+		defer close(done)
+		r.c.Lead(term)
+	}()
+}
+
+// stepDown ends the term, as losing the lease does; the informers keep
+// running, as a standby's do.
+func (r *running) stepDown() {
+	r.endTerm()
 	<-r.done
 }
 

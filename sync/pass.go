@@ -68,7 +68,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 			c.trustedBreaks.CompareAndSwap(c.trustedBreaks.Load(), breaks)
 			c.log.Info("the watch caches agree with the API server again", "brokenWatches", breaks)
 		} else {
-			c.log.Info("a watch broke and the caches are behind the API server: this pass read everything from it")
+			c.log.Info("the caches are behind the API server (a watch broke, or this replica began to lead): this pass read everything from it")
 		}
 	} else if refresh {
 		// A refresh re-reads from the API server what the schedule is
@@ -81,6 +81,11 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 			c.o.Metrics.Errors.WithLabelValues("list").Inc()
 			return err
 		}
+		// The policies were read from the server, which has every write
+		// of this replica: none needs to stand in for the cache. (A
+		// policy created and deleted between two passes would otherwise
+		// stand in until a watch broke.)
+		c.recent.forgetPolicies()
 	}
 	c.recent.apply(state)
 	state.snap.CalicoVersion = w.api.Version

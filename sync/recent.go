@@ -54,6 +54,14 @@ func (r *recent) forget() {
 	clear(r.policies)
 }
 
+// forgetPolicies drops the policy entries: a pass that read the policies
+// from the API server has seen this replica's writes of them.
+func (r *recent) forgetPolicies() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.policies)
+}
+
 // apply puts the written objects in place of cached ones the informers
 // have not updated yet.
 func (r *recent) apply(s *clusterState) {

@@ -86,6 +86,9 @@ type Controller struct {
 	// is only touched by the single pass goroutine.
 	watch *policyWatch
 
+	// term is held while this replica leads (Lead).
+	term gosync.Mutex
+
 	mu       gosync.Mutex
 	cron     *cron.Cron
 	cronID   cron.EntryID
@@ -381,7 +384,17 @@ func (c *Controller) RejectConfig(err error) {
 // Lead reconciles until ctx ends: one pass at a time, after watch events
 // (debounced), on the refresh schedule, and again with back-off after a
 // pass that failed.
+//
+// Terms never overlap: a Lead called while another is still returning
+// (client-go's leader election does not wait for the last term to end
+// before it campaigns again) waits for it, then leads unless ctx has ended
+// meanwhile.
 func (c *Controller) Lead(ctx context.Context) {
+	c.term.Lock()
+	defer c.term.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "calico-pni"})

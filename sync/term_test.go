@@ -9,6 +9,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/internal/testbed"
+	"github.com/calico-pni/calico-pni/policies"
 	"github.com/calico-pni/calico-pni/sync"
 )
 
@@ -48,5 +49,27 @@ func TestANewTermTrustsNoMemoryOfTheLast(t *testing.T) {
 	}
 	if err := converged(e, cfg, v128); err != nil {
 		t.Errorf("after the second term's first pass: %v", err)
+	}
+}
+
+// Leader election may begin a term while the last one is still ending;
+// the controller runs them one after the other, so the old term's
+// teardown (its queue, its watches) never silences the new one. Twenty
+// terms begin here, each as the last is told to end; the last one must
+// still follow the cluster's changes.
+func TestTermsNeverOverlap(t *testing.T) {
+	e := fixtureEnv(t)
+	cfg := config.Default()
+	r := start(t, e, cfg)
+	r.waitReady(t)
+	for range 20 {
+		r.endTerm()
+		r.lead()
+	}
+	createNamespace(t, e, testbed.Namespace("t-late", cluster, "p-late"))
+	testbed.Eventually(t, wait, func() error { return converged(e, cfg, v128) })
+	st, _ := status(t, e, "t-late")
+	if st.State != policies.Isolated {
+		t.Errorf("t-late is %q after the terms, want isolated", st.State)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	gosync "sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -359,6 +360,14 @@ func (d *daemon) lead(ctx context.Context) {
 		run(ctx)
 		return
 	}
+	// client-go runs OnStartedLeading in a goroutine of its own and
+	// returns from RunOrDie when the lease is lost without waiting for it,
+	// so this replica may win the lease again while its last term is still
+	// ending (a pass finishing, its watches and queue torn down). A term
+	// therefore begins only once the last one has ended: two terms at once
+	// would share the controller's queue and watches, and the old one's
+	// teardown would silence the new one.
+	var term gosync.Mutex
 	id := d.lock.Identity()
 	for ctx.Err() == nil {
 		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
@@ -370,6 +379,11 @@ func (d *daemon) lead(ctx context.Context) {
 			Name:            d.f.leaseName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
+					term.Lock()
+					defer term.Unlock()
+					if lctx.Err() != nil {
+						return // the lease was lost while the last term ended
+					}
 					d.log.Info("leading", "identity", id, "lease", d.lock.Describe())
 					run(lctx)
 				},

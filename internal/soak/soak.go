@@ -352,12 +352,21 @@ func (s *soak) waitQuiet() error {
 	return fmt.Errorf("not converged after 90s: %w", last)
 }
 
-// dumpLogs prints the end of each replica's log after a failure.
+// dumpLogs prints the end of each replica's log after a failure. With
+// -keep, each replica is first stopped with SIGQUIT, so its log ends with
+// the stacks of all its goroutines: a pass that hangs shows where.
 func (s *soak) dumpLogs() {
 	for _, name := range replicas {
 		p := s.procs[name]
 		if p == nil {
 			continue
+		}
+		if s.o.Keep {
+			_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+			}
 		}
 		b, _ := os.ReadFile(p.log)
 		lines := strings.Split(string(b), "\n")

@@ -66,7 +66,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		c.recent.forget()
 		if agree {
 			c.trustedBreaks.CompareAndSwap(c.trustedBreaks.Load(), breaks)
-			c.log.Info("the watch caches agree with the API server again", "brokenWatches", breaks)
+			c.log.Info("the caches agree with the API server: passes read from them again")
 		} else {
 			c.log.Info("the caches are behind the API server (a watch broke, or this replica began to lead): this pass read everything from it")
 		}

@@ -3,6 +3,7 @@
 //
 //	render   print the Calico policies and namespace labels for a cluster
 //	run      the daemon: keep them in step with the cluster
+//	status   show every namespace's calico-pni status; exit 1 if one is in error
 //	cleanup  remove everything calico-pni wrote
 //	version  print the version
 package main
@@ -47,6 +48,7 @@ func commands() []command {
 	return []command{
 		{"run", "keep Calico policies and namespace status in step with the cluster", runRun},
 		{"render", "print the Calico policies and namespace labels for a cluster", runRender},
+		{"status", "show every namespace's state, project and policies; exit 1 if one is in error", runStatus},
 		{"cleanup", "remove every namespace label and policy calico-pni wrote", runCleanup},
 		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "calico-pni", version)

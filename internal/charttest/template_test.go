@@ -24,7 +24,7 @@ import (
 const everyQuestion = "testdata/every-question.yaml"
 
 func TestLint(t *testing.T) {
-	for _, flags := range [][]string{nil, {"-f", everyQuestion}} {
+	for _, flags := range [][]string{nil, {"-f", everyQuestion}, withMonitoring} {
 		args := append([]string{"lint", "--strict", chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, flags...)
 		if out, err := helm(t, args...); err != nil {
 			t.Errorf("%v\n%s", err, out)

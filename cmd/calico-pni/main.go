@@ -5,6 +5,7 @@
 //	explain  say whether a connection is allowed and which policy decides
 //	matrix   say who can reach whom, by project or namespace
 //	run      the daemon: keep them in step with the cluster
+//	status   show every namespace's calico-pni status; exit 1 if one is in error
 //	cleanup  remove everything calico-pni wrote
 //	version  print the version
 package main
@@ -51,6 +52,7 @@ func commands() []command {
 		{"render", "print the Calico policies and namespace labels for a cluster", runRender},
 		{"explain", "say whether a connection is allowed and which policy decides", runExplain},
 		{"matrix", "say who can reach whom, by project or namespace", runMatrix},
+		{"status", "show every namespace's state, project and policies; exit 1 if one is in error", runStatus},
 		{"cleanup", "remove every namespace label and policy calico-pni wrote", runCleanup},
 		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "calico-pni", version)

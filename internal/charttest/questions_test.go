@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -66,30 +65,61 @@ func readValues(t testing.TB, path string) map[string]any {
 	return values
 }
 
-// lookup follows a question's variable through values: dotted keys, and
-// numbers for list items ("config.monitoring.0.serviceAccounts"), as
-// Rancher's form reads and writes them.
+// lookup follows a question's variable through values, one map key per
+// dotted segment, as Rancher's form reads and writes them.
 func lookup(values map[string]any, path string) (any, bool) {
+	v, err := mapPath(values, path)
+	return v, err == nil
+}
+
+// mapPath follows path through nested maps only. A segment that would index
+// a list, or go into anything but a map, is an error that says where: the
+// form may write "a.0.b" into a list item or into a map key "0", and the
+// chart must not depend on which.
+func mapPath(values map[string]any, path string) (any, error) {
 	var cur any = values
+	var walked []string
 	for _, key := range strings.Split(path, ".") {
+		where := strings.Join(walked, ".")
+		if where == "" {
+			where = "the top level"
+		}
 		switch c := cur.(type) {
 		case map[string]any:
 			v, ok := c[key]
 			if !ok {
-				return nil, false
+				return nil, fmt.Errorf("%s has no key %q", where, key)
 			}
 			cur = v
 		case []any:
-			i, err := strconv.Atoi(key)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			cur = c[i]
+			return nil, fmt.Errorf("%q indexes the list %s: give the question a map path", key, where)
 		default:
-			return nil, false
+			return nil, fmt.Errorf("%s is a %T, not a map, so it has no key %q", where, cur, key)
+		}
+		walked = append(walked, key)
+	}
+	return cur, nil
+}
+
+// Every question's variable is a chain of map keys in values.yaml, never a
+// list index, so that the form sets it whichever way it maps paths.
+func TestQuestionPathsAreMapKeys(t *testing.T) {
+	values := readValues(t, filepath.Join(chartDir(t), "values.yaml"))
+	for _, q := range loadQuestions(t) {
+		if _, err := mapPath(values, q.Variable); err != nil {
+			t.Errorf("question %s: %v", q.Variable, err)
 		}
 	}
-	return cur, true
+	// The check itself refuses what it is for.
+	for path, want := range map[string]string{
+		"config.monitoring.0.serviceAccounts": `"0" indexes the list config.monitoring`,
+		"config.dns.mode.x":                   "config.dns.mode is a string, not a map",
+		"config.nothing":                      `config has no key "nothing"`,
+	} {
+		if _, err := mapPath(values, path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("mapPath(%s): %v, want an error with %q", path, err, want)
+		}
+	}
 }
 
 // Every question of the install form names a value the chart has, of the

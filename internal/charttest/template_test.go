@@ -24,7 +24,7 @@ import (
 const everyQuestion = "testdata/every-question.yaml"
 
 func TestLint(t *testing.T) {
-	for _, flags := range [][]string{nil, {"-f", everyQuestion}} {
+	for _, flags := range [][]string{nil, {"-f", everyQuestion}, withMonitoring} {
 		args := append([]string{"lint", "--strict", chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, flags...)
 		if out, err := helm(t, args...); err != nil {
 			t.Errorf("%v\n%s", err, out)
@@ -274,6 +274,15 @@ func TestEveryQuestion(t *testing.T) {
 		// config.projects.
 		"rolloutProjects.enforce": func(a any) bool { return sameProjects(rendered, "projects.enforce", a) },
 		"rolloutProjects.stage":   func(a any) bool { return sameProjects(rendered, "projects.stage", a) },
+		// every-question.yaml turns the ServiceMonitor on and these off.
+		"grafanaDashboard.enabled": func(a any) bool { return hasDashboard(objects) == a },
+		"prometheusRule.enabled":   func(a any) bool { return kinds["PrometheusRule"] == a },
+		"rancherMonitoring.serviceAccounts": func(a any) bool {
+			return firstWorkloads(rendered, "monitoring", "cattle-monitoring-system", a)
+		},
+		"rancherLogging.serviceAccounts": func(a any) bool {
+			return firstWorkloads(rendered, "logging", "cattle-logging-system", a)
+		},
 	}
 	for _, q := range loadQuestions(t) {
 		answer, ok := lookup(answers, q.Variable)
@@ -297,6 +306,27 @@ func TestEveryQuestion(t *testing.T) {
 			t.Errorf("question %s: the answer %v does not reach the manifests", q.Variable, answer)
 		}
 	}
+}
+
+// firstWorkloads says whether the rendered configuration's list (monitoring
+// or logging) starts with namespace and exactly these service accounts.
+func firstWorkloads(rendered map[string]any, list, namespace string, accounts any) bool {
+	entries, _ := rendered[list].([]any)
+	if len(entries) == 0 {
+		return false
+	}
+	first, _ := entries[0].(map[string]any)
+	return first["namespace"] == namespace && sameJSON(first["serviceAccounts"], accounts)
+}
+
+// hasDashboard says whether the chart rendered a Grafana dashboard.
+func hasDashboard(objects []*unstructured.Unstructured) bool {
+	for _, o := range objects {
+		if o.GetKind() == "ConfigMap" && o.GetName() == release+"-dashboard" {
+			return true
+		}
+	}
+	return false
 }
 
 func convert(t testing.TB, u *unstructured.Unstructured, into any) {

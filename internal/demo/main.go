@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -106,8 +107,8 @@ func demo() error {
 			return err
 		}
 	}
-	step("Namespace status (annotation calico-pni.io/status)")
-	if err := printStatuses(ctx, env); err != nil {
+	step("Namespace status (annotation calico-pni.io/status): calico-pni status --kubeconfig ...")
+	if err := printStatuses(ctx, env, binary, kubeconfig); err != nil {
 		return err
 	}
 
@@ -230,26 +231,18 @@ func printPolicyYAML(ctx context.Context, env *testbed.Env, name string) error {
 	return nil
 }
 
-func printStatuses(ctx context.Context, env *testbed.Env) error {
-	list, err := env.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAMESPACE\tSTATE\tISOLATED\tPROJECT\tPOLICIES\tREASON / PROBLEM")
-	for _, ns := range list.Items {
-		st, err := policies.DecodeStatus(ns.Annotations[policies.StatusAnnotation])
-		if err != nil {
-			return fmt.Errorf("namespace %s: %w", ns.Name, err)
+// printStatuses runs `calico-pni status`, the command users run, so that
+// the demo shows its table rather than a copy of it. It exits 1 here
+// because the fixture's intruder namespace is in error, as it should be.
+func printStatuses(ctx context.Context, env *testbed.Env, binary, kubeconfig string) error {
+	cmd := exec.Command(binary, "status", "--kubeconfig", kubeconfig)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			return fmt.Errorf("calico-pni status: %w", err)
 		}
-		why := st.Reason
-		if len(st.Problems) > 0 {
-			why = st.Problems[0]
-		}
-		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%d\t%s\n", ns.Name, st.State, st.Isolated, st.Project, len(st.Policies), truncate(why, 80))
-	}
-	if err := w.Flush(); err != nil {
-		return err
+		fmt.Println("(exit status 1: a namespace is in error, so a pipeline gated on `calico-pni status` stops here)")
 	}
 	ns, err := env.Kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 	if err != nil {

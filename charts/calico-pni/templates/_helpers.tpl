@@ -76,13 +76,15 @@ seccompProfile:
 {{- end -}}
 
 {{/*
-The daemon's configuration file: .Values.config, plus the release namespace
+The daemon's configuration file: .Values.config with the entries of
+rancherMonitoring and rancherLogging first (_rancher.tpl), plus the release namespace
 in exemptNamespaces unless an entry already names or matches it. Patterns
 match as calico-pni matches them: the part before the '*' as a prefix and
 the part after it as a suffix.
 */}}
 {{- define "calico-pni.config" -}}
 {{- $config := deepCopy .Values.config -}}
+{{- include "calico-pni.rancherWorkloads" (list $config .Values) -}}
 {{- $ns := .Release.Namespace -}}
 {{- $exempt := $config.exemptNamespaces | default list -}}
 {{- $covered := false -}}

@@ -15,6 +15,11 @@ import (
 var env *testbed.Env
 
 func TestMain(m *testing.M) {
+	// TestKubectlPlugin runs this test binary as calico-pni itself, under
+	// the plugin's name and its own.
+	if os.Getenv(asBinaryEnv) == "1" {
+		main()
+	}
 	os.Exit(testbed.Run(m, testbed.Options{CalicoV1: true, CalicoV3: true, CalicoVersion: "v3.28.5"}, &env))
 }
 

@@ -4,6 +4,10 @@
 #               race detector against a real kube-apiserver and etcd, the
 #               Helm chart and the container image included
 #   make demo   run the daemon against a local API server and show its work
+#   make release-check
+#               rehearse the release: goreleaser check, a snapshot build of
+#               every binary and archive (nothing published), actionlint on
+#               the workflows, and the Krew manifest installed with Krew
 #   make image-check
 #               build the image's binaries (linux/amd64, linux/arm64) as the
 #               Dockerfile does, and check them, the Dockerfile and the chart
@@ -25,6 +29,17 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 # helm, for the chart's tests: built from its Go module.
 HELM_VERSION := v3.22.0
 
+# Release tools, built from their Go modules like helm. The version is part
+# of each file name, so that a new version is built beside the old one and
+# several checkouts can share bin/ (docs/releasing.md).
+GORELEASER_VERSION := v2.15.1
+ACTIONLINT_VERSION := v1.7.12
+KREW_VERSION := v0.4.3
+GORELEASER := $(BIN)/goreleaser-$(GORELEASER_VERSION)
+ACTIONLINT := $(BIN)/actionlint-$(ACTIONLINT_VERSION)
+KREW := $(BIN)/krew-$(KREW_VERSION)
+KREW_VALIDATE := $(BIN)/validate-krew-manifest-$(KREW_VERSION)
+
 # The platforms of the container image (Dockerfile).
 IMAGE_ARCHES := amd64 arm64
 
@@ -36,7 +51,7 @@ GO_DIRS := calico cmd config internal policies rancher sync tools
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: all build test test-short vet fmt-check tools crds demo clean image-binaries image-check
+.PHONY: all build test test-short vet fmt-check tools crds demo clean image-binaries image-check helm release-tools release-check release-binaries
 
 all: build
 
@@ -57,6 +72,25 @@ $(BIN)/helm: Makefile
 	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/gotestsum $(BIN)/helm
+
+# helm alone, for the release workflow's chart job.
+helm: $(BIN)/helm
+
+# go install names a binary after its package; each is installed into a
+# directory of its own, then renamed with its version.
+$(GORELEASER):
+	GOBIN=$@.d $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+	mv $@.d/goreleaser $@ && rmdir $@.d
+
+$(ACTIONLINT):
+	GOBIN=$@.d $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv $@.d/actionlint $@ && rmdir $@.d
+
+$(KREW) $(KREW_VALIDATE) &:
+	GOBIN=$(KREW).d $(GO) install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION) sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
+	mv $(KREW).d/krew $(KREW) && mv $(KREW).d/validate-krew-manifest $(KREW_VALIDATE) && rmdir $(KREW).d
+
+release-tools: $(GORELEASER) $(ACTIONLINT) $(KREW) $(KREW_VALIDATE)
 
 $(BIN)/crds/.done: Makefile
 	rm -rf $(BIN)/crds && mkdir -p $(BIN)/crds
@@ -96,6 +130,28 @@ test: tools crds fmt-check vet build image-binaries
 # Unit tests only: skips the real-server tests.
 test-short: fmt-check vet
 	$(GO) test -short ./...
+
+# The release rehearsed, as far as it can be without the repository host:
+# the workflows linted, the GoReleaser configuration checked, the chart's
+# version checked as the next release's, every binary and archive built as
+# a snapshot of that version (nothing signed or published; only the Go
+# module proxy is used), and internal/release's tests run on the result
+# (the archives against the Krew manifest, installed with Krew).
+release-check: release-tools
+	$(ACTIONLINT)
+	$(GORELEASER) check
+	$(GO) run ./internal/release check-version --next
+	version=$$($(GO) run ./internal/release check-version --next | sed -n 's/^version=//p'); \
+	  commit=$$(git rev-parse --short HEAD 2>/dev/null || echo none); \
+	  GORELEASER_CURRENT_TAG=v$$version CALICO_PNI_SNAPSHOT_VERSION=$$version-snapshot.$$commit \
+	  $(GORELEASER) release --snapshot --clean --skip=sign
+	KREW=$(KREW) KREW_VALIDATE=$(KREW_VALIDATE) $(GO) test -tags release -count=1 ./internal/release/
+
+# The release workflow's GoReleaser step: publishes a draft release of the
+# tag at HEAD (needs GITHUB_TOKEN, and cosign for the checksums' signature).
+release-binaries: $(GORELEASER)
+	test -n "$(RELEASE_NOTES)" || { echo "give RELEASE_NOTES=<file>"; exit 1; }
+	$(GORELEASER) release --clean --release-notes "$(RELEASE_NOTES)"
 
 demo: tools crds build
 	$(GO) run ./internal/demo

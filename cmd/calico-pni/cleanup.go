@@ -22,24 +22,24 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	stop := fs.String("stop-deployment", "", "first scale this Deployment (namespace/name) to zero and wait for its pods to go, so that a running daemon cannot undo the cleanup")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: calico-pni cleanup [flags]\n\nRemoves everything calico-pni wrote: the calico-pni.io/ labels and status of every\nnamespace first (which ends isolation at once), then the baseline policies, then\nthe allow policies. Touches only policies labelled app.kubernetes.io/managed-by=calico-pni.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" cleanup [flags]\n\nRemoves everything calico-pni wrote: the calico-pni.io/ labels and status of every\nnamespace first (which ends isolation at once), then the baseline policies, then\nthe allow policies. Touches only policies labelled app.kubernetes.io/managed-by=calico-pni.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
 	if ns, name, ok := strings.Cut(*stop, "/"); *stop != "" && (!ok || ns == "" || name == "") {
-		fmt.Fprintf(stderr, "calico-pni cleanup: --stop-deployment %q: give namespace/name\n", *stop)
+		fmt.Fprintf(stderr, prog+" cleanup: --stop-deployment %q: give namespace/name\n", *stop)
 		return exitUsage
 	}
 	log, err := newLogger(stderr, *logLevel, "text")
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni cleanup:", err)
+		fmt.Fprintln(stderr, prog+" cleanup:", err)
 		return exitUsage
 	}
 	rest, err := restConfig(*kubeconfig)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni cleanup:", err)
+		fmt.Fprintln(stderr, prog+" cleanup:", err)
 		return exitInvalid
 	}
 	kube, err := kubernetes.NewForConfig(rest)
@@ -57,13 +57,13 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				if err == nil {
 					var res sync.CleanupResult
 					res, err = sync.Cleanup(ctx, kube, dyn, disc, log)
-					fmt.Fprintf(stdout, "calico-pni cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
+					fmt.Fprintf(stdout, prog+" cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
 				}
 			}
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni cleanup:", err)
+		fmt.Fprintln(stderr, prog+" cleanup:", err)
 		return exitInvalid
 	}
 	return exitOK

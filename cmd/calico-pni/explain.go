@@ -22,14 +22,14 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var in evalInput
 	in.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: calico-pni explain --from SRC --to DST [--port N] [--protocol TCP|UDP|SCTP] (-f FILE | --kubeconfig PATH) [flags]\n\nSays whether a connection is allowed and which policy decides, the way Calico's\ndataplane evaluates every policy of the cluster: egress of the source, then\ningress of the destination, tier by tier.\n\nExit codes: 0 evaluated (whatever the verdict), 1 bad input, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" explain --from SRC --to DST [--port N] [--protocol TCP|UDP|SCTP] (-f FILE | --kubeconfig PATH) [flags]\n\nSays whether a connection is allowed and which policy decides, the way Calico's\ndataplane evaluates every policy of the cluster: egress of the source, then\ningress of the destination, tier by tier.\n\nExit codes: 0 evaluated (whatever the verdict), 1 bad input, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
 	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "calico-pni explain: "+format+"\n", a...)
+		fmt.Fprintf(stderr, prog+" explain: "+format+"\n", a...)
 		return code
 	}
 	switch {
@@ -87,7 +87,7 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exitInvalid, "%v", err)
 	}
 	for _, n := range loaded.notes {
-		fmt.Fprintln(stderr, "calico-pni explain: note:", n)
+		fmt.Fprintln(stderr, prog+" explain: note:", n)
 	}
 	return exitOK
 }

@@ -38,6 +38,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	prog = programName(os.Args[0])
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -74,17 +75,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return c.run(args[1:], stdin, stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "calico-pni: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "%s: unknown command %q\n\n", prog, args[0])
 	usage(stderr)
 	return exitUsage
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: calico-pni <command> [flags]\n\nCommands:")
+	fmt.Fprintf(w, "Usage: %s <command> [flags]\n\nCommands:\n", prog)
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'calico-pni <command> -h' for the flags of a command.")
+	fmt.Fprintf(w, "\nRun '%s <command> -h' for the flags of a command.\n", prog)
 }
 
 // parseFlags parses a subcommand's flags and returns the exit code to use
@@ -98,7 +99,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "calico-pni %s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		fmt.Fprintf(stderr, "%s %s: unexpected arguments %q\n", prog, fs.Name(), fs.Args())
 		return exitUsage
 	}
 	return -1

@@ -18,6 +18,11 @@ import (
 var env *testbed.Env
 
 func TestMain(m *testing.M) {
+	// TestKubectlPlugin runs this test binary as calico-pni itself, under
+	// the plugin's name and its own.
+	if os.Getenv(asBinaryEnv) == "1" {
+		main()
+	}
 	// Tests that need calico-pni as a process of its own (to stop it with
 	// a signal) run this test binary as the command: see startProcess.
 	if args := os.Getenv(asCommandEnv); args != "" {

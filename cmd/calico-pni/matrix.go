@@ -24,14 +24,14 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var in evalInput
 	in.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: calico-pni matrix [--by project|namespace] [--port N] [--protocol P] (-f FILE | --kubeconfig PATH) [--preview | --compare] [-o text|csv|json|html]\n\nSays who can reach whom, with the policy that decides each cell. Pods with the same\nrelevant labels in namespaces with the same relevant labels behave alike, so one\npair of each is evaluated.\n\nExit codes: 0 evaluated, 1 bad input, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" matrix [--by project|namespace] [--port N] [--protocol P] (-f FILE | --kubeconfig PATH) [--preview | --compare] [-o text|csv|json|html]\n\nSays who can reach whom, with the policy that decides each cell. Pods with the same\nrelevant labels in namespaces with the same relevant labels behave alike, so one\npair of each is evaluated.\n\nExit codes: 0 evaluated, 1 bad input, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
 	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "calico-pni matrix: "+format+"\n", a...)
+		fmt.Fprintf(stderr, prog+" matrix: "+format+"\n", a...)
 		return code
 	}
 	switch {
@@ -92,7 +92,7 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exitInvalid, "%v", err)
 	}
 	for _, n := range loaded.notes {
-		fmt.Fprintln(stderr, "calico-pni matrix: note:", n)
+		fmt.Fprintln(stderr, prog+" matrix: note:", n)
 	}
 	return exitOK
 }

@@ -28,24 +28,24 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "calico-pni configuration file (default: built-in defaults)")
 	withNamespaces := fs.Bool("namespaces", true, "also print the namespaces with the calico-pni labels and status they get")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: calico-pni render (-f FILE | --kubeconfig FILE) [flags]\n\nPrints, as YAML for `kubectl apply -f -`, the Calico policies calico-pni would write\nand the labels it would put on namespaces, in the order that is safe to apply them.\n\nExit codes: 0 done, 1 invalid input, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" render (-f FILE | --kubeconfig FILE) [flags]\n\nPrints, as YAML for `kubectl apply -f -`, the Calico policies calico-pni would write\nand the labels it would put on namespaces, in the order that is safe to apply them.\n\nExit codes: 0 done, 1 invalid input, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
 	if (*file == "") == (*kubeconfig == "") {
-		fmt.Fprintln(stderr, "calico-pni render: give exactly one of -f and --kubeconfig")
+		fmt.Fprintln(stderr, prog+" render: give exactly one of -f and --kubeconfig")
 		return exitUsage
 	}
 	if *api != "" && *api != "v1" && *api != "v3" {
-		fmt.Fprintf(stderr, "calico-pni render: --api %q: use v1 or v3\n", *api)
+		fmt.Fprintf(stderr, prog+" render: --api %q: use v1 or v3\n", *api)
 		return exitUsage
 	}
 
 	cfg, err := config.Load(*configPath)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni render:", err)
+		fmt.Fprintln(stderr, prog+" render:", err)
 		return exitInvalid
 	}
 
@@ -57,22 +57,22 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		snap, target, err = renderFromCluster(*kubeconfig, *api, *calicoVersion)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni render:", err)
+		fmt.Fprintln(stderr, prog+" render:", err)
 		return exitInvalid
 	}
 
 	snap.CalicoVersion = target.Version
 	d := policies.Generate(snap, cfg)
 	for _, p := range d.Problems {
-		fmt.Fprintln(stderr, "calico-pni render: warning:", p)
+		fmt.Fprintln(stderr, prog+" render: warning:", p)
 	}
 	out, err := policies.YAML(d.Manifests(target, *withNamespaces))
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni render:", err)
+		fmt.Fprintln(stderr, prog+" render:", err)
 		return exitInvalid
 	}
 	if _, err := stdout.Write(out); err != nil {
-		fmt.Fprintln(stderr, "calico-pni render:", err)
+		fmt.Fprintln(stderr, prog+" render:", err)
 		return exitInvalid
 	}
 	if len(d.Invalid) > 0 {
@@ -98,7 +98,7 @@ func renderFromFile(path, api, version string, stdin io.Reader, stderr io.Writer
 		return snap, calico.API{}, err
 	}
 	for _, n := range notes {
-		fmt.Fprintln(stderr, "calico-pni render: note:", n)
+		fmt.Fprintln(stderr, prog+" render: note:", n)
 	}
 	target := calico.API{Group: calico.GroupV3}
 	if api == "v1" {

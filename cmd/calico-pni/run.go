@@ -101,7 +101,7 @@ func runRun(args []string, _ io.Reader, _, stderr io.Writer) int {
 	var f runFlags
 	fs := newRunFlagSet(&f)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: calico-pni run [flags]\n\nKeeps Calico policies and namespace status in step with Rancher projects.\nExit codes: 0 stopped by a signal, 1 failed (bad configuration, no API server), 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" run [flags]\n\nKeeps Calico policies and namespace status in step with Rancher projects.\nExit codes: 0 stopped by a signal, 1 failed (bad configuration, no API server), 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -109,7 +109,7 @@ func runRun(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni run:", err)
+		fmt.Fprintln(stderr, prog+" run:", err)
 		return exitUsage
 	}
 	// client-go logs through klog; send it to the same structured log.
@@ -123,7 +123,7 @@ func runRun(args []string, _ io.Reader, _, stderr io.Writer) int {
 	defer signal.Stop(hup)
 	d, err := startDaemon(ctx, f, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni run:", err)
+		fmt.Fprintln(stderr, prog+" run:", err)
 		return exitInvalid
 	}
 	go func() {

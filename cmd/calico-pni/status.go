@@ -38,19 +38,19 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	state := fs.String("state", "", "show only namespaces in these states, comma-separated: isolated, exempt, open, error, unknown")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: calico-pni status [flags]\n\nShows every namespace with the status calico-pni wrote on it (calico-pni.io/status):\nits state, project, number of policies, and why, or its first problem. A namespace\nwithout a status is shown as unknown.\n\nExit codes: 0 no namespace shown is in error, 1 a namespace shown is in error or the\ncluster could not be read, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" status [flags]\n\nShows every namespace with the status calico-pni wrote on it (calico-pni.io/status):\nits state, project, number of policies, and why, or its first problem. A namespace\nwithout a status is shown as unknown.\n\nExit codes: 0 no namespace shown is in error, 1 a namespace shown is in error or the\ncluster could not be read, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
 	if *output != "" && *output != "wide" && *output != "json" {
-		fmt.Fprintf(stderr, "calico-pni status: -o %q: use wide or json, or leave it out for the table\n", *output)
+		fmt.Fprintf(stderr, prog+" status: -o %q: use wide or json, or leave it out for the table\n", *output)
 		return exitUsage
 	}
 	states, err := parseStates(*state)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni status:", err)
+		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitUsage
 	}
 	wantProject := *project
@@ -60,25 +60,25 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 
 	rest, err := restConfig(*kubeconfig)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni status:", err)
+		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitInvalid
 	}
 	kube, err := kubernetes.NewForConfig(rest)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni status:", err)
+		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitInvalid
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	statuses, err := sync.NamespaceStatuses(ctx, kube)
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni status:", err)
+		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitInvalid
 	}
 
 	rows, known := statusRows(statuses)
 	if known == 0 && len(rows) > 0 {
-		fmt.Fprintln(stderr, "calico-pni status: no namespace has a calico-pni status: is calico-pni running? (kubectl -n calico-pni-system get pods)")
+		fmt.Fprintln(stderr, prog+" status: no namespace has a calico-pni status: is calico-pni running? (kubectl -n calico-pni-system get pods)")
 	}
 	rows = slices.DeleteFunc(rows, func(r statusRow) bool {
 		return (wantProject != "" && r.Project != wantProject) || (len(states) > 0 && !slices.Contains(states, r.State))
@@ -93,7 +93,7 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		err = writeStatusTable(stdout, rows, *output == "wide")
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "calico-pni status:", err)
+		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitInvalid
 	}
 	var inError []string
@@ -103,7 +103,7 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(inError) > 0 {
-		fmt.Fprintf(stderr, "calico-pni status: %d namespaces in error: %s\n", len(inError), strings.Join(inError, ", "))
+		fmt.Fprintf(stderr, prog+" status: %d namespaces in error: %s\n", len(inError), strings.Join(inError, ", "))
 		return exitInvalid
 	}
 	return exitOK

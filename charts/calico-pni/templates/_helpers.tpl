@@ -38,10 +38,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: daemon
 {{- end -}}
 
+{{/*
+The image: registry/repository:tag. Rancher's system default registry, when
+set, replaces image.registry, as it does for Rancher's own images, so that
+an air-gapped cluster pulls <registry>/calico-pni/calico-pni.
+*/}}
 {{- define "calico-pni.image" -}}
-{{- $registry := "" -}}
-{{- with .Values.global -}}{{- with .cattle -}}{{- with .systemDefaultRegistry -}}{{- $registry = printf "%s/" . -}}{{- end -}}{{- end -}}{{- end -}}
-{{- printf "%s%s:%s" $registry .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- $registry := .Values.image.registry | default "" -}}
+{{- with .Values.global -}}{{- with .cattle -}}{{- with .systemDefaultRegistry -}}{{- $registry = . -}}{{- end -}}{{- end -}}{{- end -}}
+{{- $registry = trimSuffix "/" $registry -}}
+{{- $repository := .Values.image.repository -}}
+{{- if $registry -}}{{- $repository = printf "%s/%s" $registry $repository -}}{{- end -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
 
 {{/* Usernames the label guard lets through: the daemon and the uninstall hook. */}}

@@ -55,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Namespaces: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "calico_pni_namespaces",
-			Help: "Namespaces by state after the last pass (isolated, exempt, open, error).",
+			Help: "Namespaces by state after the last pass (isolated, staged, exempt, open, error).",
 		}, []string{"state"}),
 		APIMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "calico_pni_api_mode",
@@ -108,7 +108,7 @@ func (m *Metrics) setAPI(api calico.API) {
 }
 
 func (m *Metrics) setNamespaces(counts map[policies.State]int) {
-	for _, state := range []policies.State{policies.Isolated, policies.Exempt, policies.Open, policies.Error} {
+	for _, state := range []policies.State{policies.Isolated, policies.Staged, policies.Exempt, policies.Open, policies.Error} {
 		m.Namespaces.WithLabelValues(string(state)).Set(float64(counts[state]))
 	}
 }

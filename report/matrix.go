@@ -93,29 +93,67 @@ type change struct {
 }
 
 func changes(today, future *evaluator.Matrix) []change {
-	index := map[string]int{}
-	for i, g := range future.Groups {
-		index[g] = i
-	}
+	preview := newPreview(future)
 	var out []change
 	for i, a := range today.Groups {
 		for j, b := range today.Groups {
-			fi, ok1 := index[a]
-			fj, ok2 := index[b]
-			if !ok1 || !ok2 {
+			f, ok := preview.cell(a, b)
+			if !ok {
 				continue
 			}
-			t, f := today.Cells[i][j], future.Cells[fi][fj]
+			t := today.Cells[i][j]
 			if t.Verdict == f.Verdict && t.Allowed == f.Allowed && rangesText(t.Ports) == rangesText(f.Ports) {
 				continue
 			}
-			c := change{from: i, to: j, today: t, future: f, todayV: cellText(t), futurV: cellText(f)}
-			c.lose = f.Allowed < t.Allowed || (t.Verdict == evaluator.Allow && f.Verdict != evaluator.Allow)
-			c.gain = f.Allowed > t.Allowed || (f.Verdict == evaluator.Allow && t.Verdict != evaluator.Allow)
-			out = append(out, c)
+			out = append(out, change{from: i, to: j, today: t, future: f, todayV: cellText(t), futurV: cellText(f),
+				lose: loses(t, f), gain: gains(t, f)})
 		}
 	}
 	return out
+}
+
+// preview finds the cells of the matrix under calico-pni's policies by
+// group name, for printing beside today's.
+type preview struct {
+	m     *evaluator.Matrix
+	index map[string]int
+}
+
+// newPreview indexes m; it returns nil for a nil m (no comparison).
+func newPreview(m *evaluator.Matrix) *preview {
+	if m == nil {
+		return nil
+	}
+	p := &preview{m: m, index: make(map[string]int, len(m.Groups))}
+	for i, g := range m.Groups {
+		p.index[g] = i
+	}
+	return p
+}
+
+// cell is the cell from group a to group b, and false when either group
+// is not in the matrix or there is no comparison (p is nil).
+func (p *preview) cell(a, b string) (evaluator.Cell, bool) {
+	if p == nil {
+		return evaluator.Cell{}, false
+	}
+	i, ok1 := p.index[a]
+	j, ok2 := p.index[b]
+	if !ok1 || !ok2 {
+		return evaluator.Cell{}, false
+	}
+	return p.m.Cells[i][j], true
+}
+
+// loses says whether a cell loses connectivity from today to future:
+// fewer pod pairs allowed, or no longer allowed outright.
+func loses(today, future evaluator.Cell) bool {
+	return future.Allowed < today.Allowed || (today.Verdict == evaluator.Allow && future.Verdict != evaluator.Allow)
+}
+
+// gains is the converse of loses.
+func gains(today, future evaluator.Cell) bool {
+	return future.Allowed > today.Allowed || (future.Verdict == evaluator.Allow && today.Verdict != evaluator.Allow)
 }
 
 // mainDecider names what decided most of a cell, for a grid.

@@ -21,27 +21,13 @@ func MatrixCSV(w io.Writer, r MatrixReport) error {
 		return err
 	}
 	m := r.Matrix
-	var future map[string]int
-	if r.Compare != nil {
-		future = map[string]int{}
-		for i, g := range r.Compare.Groups {
-			future[g] = i
-		}
-	}
+	preview := newPreview(r.Compare)
 	for i, a := range m.Groups {
 		for j, b := range m.Groups {
 			c := m.Cells[i][j]
 			row := append([]string{a, b}, cellCSV(c)...)
-			if future != nil {
-				f := r.Compare.Cells[future[a]][future[b]]
-				change := ""
-				switch {
-				case f.Allowed < c.Allowed || (c.Verdict == evaluator.Allow && f.Verdict != evaluator.Allow):
-					change = "lose"
-				case f.Allowed > c.Allowed || (f.Verdict == evaluator.Allow && c.Verdict != evaluator.Allow):
-					change = "gain"
-				}
-				row = append(row, string(f.Verdict), rangesText(f.Ports), fmt.Sprint(f.Allowed), strings.Join(f.AllowedBy, "; "), strings.Join(f.DeniedBy, "; "), change)
+			if preview != nil {
+				row = append(row, previewCSV(c, preview, a, b)...)
 			}
 			if err := cw.Write(row); err != nil {
 				return err
@@ -54,4 +40,21 @@ func MatrixCSV(w io.Writer, r MatrixReport) error {
 
 func cellCSV(c evaluator.Cell) []string {
 	return []string{string(c.Verdict), rangesText(c.Ports), fmt.Sprint(c.Pairs), fmt.Sprint(c.Allowed), fmt.Sprint(c.Denied), fmt.Sprint(c.Undecided), strings.Join(c.AllowedBy, "; "), strings.Join(c.DeniedBy, "; "), c.Reason}
+}
+
+// previewCSV is the comparison's columns for the cell from a to b (today
+// is today's cell); empty when the comparison has no such pair.
+func previewCSV(today evaluator.Cell, p *preview, a, b string) []string {
+	f, ok := p.cell(a, b)
+	if !ok {
+		return make([]string, 6)
+	}
+	change := ""
+	switch {
+	case loses(today, f):
+		change = "lose"
+	case gains(today, f):
+		change = "gain"
+	}
+	return []string{string(f.Verdict), rangesText(f.Ports), fmt.Sprint(f.Allowed), strings.Join(f.AllowedBy, "; "), strings.Join(f.DeniedBy, "; "), change}
 }

@@ -29,13 +29,7 @@ func MatrixHTML(w io.Writer, r MatrixReport) error {
 		page.Compare = "Each cell reads: today -> with calico-pni's policies. Cells with a thick red border lose connectivity, a thick green border gain it."
 	}
 	m := r.Matrix
-	var future map[string]int
-	if r.Compare != nil {
-		future = map[string]int{}
-		for i, g := range r.Compare.Groups {
-			future[g] = i
-		}
-	}
+	preview := newPreview(r.Compare)
 	for _, g := range m.Groups {
 		page.Columns = append(page.Columns, r.label(g))
 	}
@@ -45,8 +39,7 @@ func MatrixHTML(w io.Writer, r MatrixReport) error {
 			c := m.Cells[i][j]
 			out := cell{Class: cssClass(c.Verdict), Text: cellText(c), Title: r.label(a) + " -> " + r.label(b) + ": " + cellDetail(m.Protocol, c)}
 			out.Decider = mainDecider(c)
-			if future != nil {
-				f := r.Compare.Cells[future[a]][future[b]]
+			if f, ok := preview.cell(a, b); ok {
 				out.Class = cssClass(f.Verdict)
 				if ft := cellText(f); ft != out.Text {
 					out.Text += " -> " + ft
@@ -54,9 +47,9 @@ func MatrixHTML(w io.Writer, r MatrixReport) error {
 				out.Decider = mainDecider(f)
 				out.Title += "\nwith calico-pni's policies: " + cellDetail(m.Protocol, f)
 				switch {
-				case f.Allowed < c.Allowed || (c.Verdict == evaluator.Allow && f.Verdict != evaluator.Allow):
+				case loses(c, f):
 					out.Class += " lose"
-				case f.Allowed > c.Allowed || (f.Verdict == evaluator.Allow && c.Verdict != evaluator.Allow):
+				case gains(c, f):
 					out.Class += " gain"
 				}
 			}

@@ -30,24 +30,14 @@ func MatrixText(w io.Writer, r MatrixReport) error {
 		header = append(header, r.label(g))
 	}
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	var future map[string]int
-	if r.Compare != nil {
-		future = map[string]int{}
-		for i, g := range r.Compare.Groups {
-			future[g] = i
-		}
-	}
+	preview := newPreview(r.Compare)
 	for i, a := range m.Groups {
 		row := []string{r.label(a)}
 		for j, b := range m.Groups {
 			text := cellText(m.Cells[i][j])
-			if future != nil {
-				if fi, ok := future[a]; ok {
-					if fj, ok := future[b]; ok {
-						if f := cellText(r.Compare.Cells[fi][fj]); f != text {
-							text += "->" + f
-						}
-					}
+			if f, ok := preview.cell(a, b); ok {
+				if ft := cellText(f); ft != text {
+					text += "->" + ft
 				}
 			}
 			row = append(row, text)

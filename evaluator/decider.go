@@ -20,26 +20,7 @@ func Decider(r Result) string {
 	case !r.Ingress.Policed || len(r.Ingress.Tiers) == 0:
 		side = r.Egress
 	}
-	if len(side.Hits) == 0 {
-		return "no policy"
-	}
-	h := side.Hits[len(side.Hits)-1]
-	switch h.Kind {
-	case "Profile":
-		return "no policy"
-	case "EndOfTier":
-		for i := len(side.Steps) - 1; i >= 0; i-- {
-			if st := side.Steps[i]; st.Policy != nil && st.Tier == h.Tier {
-				return fmt.Sprintf("%s (end of tier %s)", st.Policy, h.Tier)
-			}
-		}
-	}
-	for _, st := range side.Steps {
-		if st.Policy != nil && st.Rule >= 0 && st.Action == h.Action && st.Policy.FlowLogName() == h.Name && st.Policy.Namespace == h.Namespace {
-			return st.Policy.String()
-		}
-	}
-	return h.Name
+	return decidedBy(side)
 }
 
 // sideDecider names what decided a side, as Decider does for a result.
@@ -47,6 +28,13 @@ func sideDecider(s Side) string {
 	if s.Verdict == Indeterminate {
 		return "undecided"
 	}
+	return decidedBy(s)
+}
+
+// decidedBy names the policy whose rule made a side's last hit, or the
+// policy an end-of-tier default is charged to (the last of that tier to
+// select the endpoint), or "no policy" when the profile decided.
+func decidedBy(s Side) string {
 	if len(s.Hits) == 0 {
 		return "no policy"
 	}
@@ -57,7 +45,7 @@ func sideDecider(s Side) string {
 	case "EndOfTier":
 		for i := len(s.Steps) - 1; i >= 0; i-- {
 			if st := s.Steps[i]; st.Policy != nil && st.Tier == h.Tier {
-				return st.Policy.String() + " (end of tier " + h.Tier + ")"
+				return fmt.Sprintf("%s (end of tier %s)", st.Policy, h.Tier)
 			}
 		}
 	}

@@ -318,33 +318,13 @@ func (t *sideTable) evaluate(local, peer *Endpoint) *sideOutcome {
 	}
 	segments := []PortRange{{t.o.Port, t.o.Port}}
 	if t.o.Port == 0 {
-		cuts := map[int]bool{1: true, 65536: true}
+		cuts := newPortCuts()
 		dst := peer
 		if t.dir == calico.Ingress {
 			dst = local
 		}
-		if tiers, err := t.ix.selecting(local, t.dir); err == nil {
-			for _, st := range tiers {
-				for _, cp := range st.policies {
-					rules := cp.ingress
-					if t.dir == calico.Egress {
-						rules = cp.egress
-					}
-					for _, r := range rules {
-						t.ix.portCuts(r.dst, dst, t.o.Protocol, cuts)
-					}
-				}
-			}
-		}
-		bounds := make([]int, 0, len(cuts))
-		for c := range cuts {
-			bounds = append(bounds, c)
-		}
-		slices.Sort(bounds)
-		segments = segments[:0]
-		for i := 0; i+1 < len(bounds); i++ {
-			segments = append(segments, PortRange{uint16(bounds[i]), uint16(bounds[i+1] - 1)})
-		}
+		t.ix.sidePortCuts(local, dst, t.dir, t.o.Protocol, cuts)
+		segments = portSegments(cuts)
 	}
 	for _, seg := range segments {
 		s := t.ix.side(t.dir, local, peer, Traffic{Protocol: t.o.Protocol, Port: seg.Min, Family: family})

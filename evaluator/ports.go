@@ -59,7 +59,7 @@ func portsText(protocol string, ranges []PortRange) string {
 // one evaluation per segment decides it.
 func (ix *Index) EvaluateAllPorts(src, dst *Endpoint, protocol string) Summary {
 	protocol = strings.ToUpper(protocol)
-	cuts := map[int]bool{1: true, 65536: true}
+	cuts := newPortCuts()
 	for _, side := range []struct {
 		ep  *Endpoint
 		dir calico.PolicyType
@@ -67,34 +67,54 @@ func (ix *Index) EvaluateAllPorts(src, dst *Endpoint, protocol string) Summary {
 		if side.ep.Kind != PodEndpoint || side.ep.Unknown != "" {
 			continue
 		}
-		tiers, err := ix.selecting(side.ep, side.dir)
-		if err != nil {
-			continue
-		}
-		for _, t := range tiers {
-			for _, cp := range t.policies {
-				rules := cp.ingress
-				if side.dir == calico.Egress {
-					rules = cp.egress
-				}
-				for _, r := range rules {
-					ix.portCuts(r.dst, dst, protocol, cuts)
-				}
+		ix.sidePortCuts(side.ep, dst, side.dir, protocol, cuts)
+	}
+	s := Summary{Protocol: protocol}
+	for _, r := range portSegments(cuts) {
+		s.Segments = append(s.Segments, Segment{Ports: r, Result: ix.Evaluate(src, dst, protocol, r.Min)})
+	}
+	s.summarize()
+	return s
+}
+
+// newPortCuts starts a set of segment boundaries with the whole port
+// range: a boundary is the first port of a segment, 65536 closes the last.
+func newPortCuts() map[int]bool {
+	return map[int]bool{1: true, 65536: true}
+}
+
+// sidePortCuts adds the boundaries of the ports that the rules of every
+// policy selecting local in direction dir match on dst.
+func (ix *Index) sidePortCuts(local, dst *Endpoint, dir calico.PolicyType, protocol string, cuts map[int]bool) {
+	tiers, err := ix.selecting(local, dir)
+	if err != nil {
+		return
+	}
+	for _, t := range tiers {
+		for _, cp := range t.policies {
+			rules := cp.ingress
+			if dir == calico.Egress {
+				rules = cp.egress
+			}
+			for _, r := range rules {
+				ix.portCuts(r.dst, dst, protocol, cuts)
 			}
 		}
 	}
+}
+
+// portSegments cuts the port range at the boundaries, in order.
+func portSegments(cuts map[int]bool) []PortRange {
 	bounds := make([]int, 0, len(cuts))
 	for c := range cuts {
 		bounds = append(bounds, c)
 	}
 	slices.Sort(bounds)
-	s := Summary{Protocol: protocol}
+	out := make([]PortRange, 0, len(bounds)-1)
 	for i := 0; i+1 < len(bounds); i++ {
-		r := PortRange{uint16(bounds[i]), uint16(bounds[i+1] - 1)}
-		s.Segments = append(s.Segments, Segment{Ports: r, Result: ix.Evaluate(src, dst, protocol, r.Min)})
+		out = append(out, PortRange{uint16(bounds[i]), uint16(bounds[i+1] - 1)})
 	}
-	s.summarize()
-	return s
+	return out
 }
 
 // portCuts adds the boundaries of the ports a rule's destination matches.

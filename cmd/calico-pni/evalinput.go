@@ -94,15 +94,7 @@ func (in *evalInput) load(stdin io.Reader, wantPreview bool) (*input, error) {
 		out.api = api
 	} else {
 		for _, path := range in.files {
-			var data []byte
-			var err error
-			name := path
-			if path == "-" {
-				data, err = io.ReadAll(stdin)
-				name = "standard input"
-			} else {
-				data, err = os.ReadFile(path)
-			}
+			name, data, err := readInputFile(path, stdin)
 			if err != nil {
 				return nil, err
 			}

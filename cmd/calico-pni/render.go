@@ -82,14 +82,7 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func renderFromFile(path, api, version string, stdin io.Reader, stderr io.Writer) (policies.Snapshot, calico.API, error) {
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = io.ReadAll(stdin)
-		path = "standard input"
-	} else {
-		data, err = os.ReadFile(path)
-	}
+	path, data, err := readInputFile(path, stdin)
 	if err != nil {
 		return policies.Snapshot{}, calico.API{}, err
 	}
@@ -152,4 +145,15 @@ func renderFromCluster(kubeconfig, api, version string) (policies.Snapshot, cali
 		target.Group = calico.GroupV1
 	}
 	return snap, target, err
+}
+
+// readInputFile reads the file at path, or standard input for "-", and
+// names it as messages should.
+func readInputFile(path string, stdin io.Reader) (name string, data []byte, err error) {
+	if path == "-" {
+		data, err = io.ReadAll(stdin)
+		return "standard input", data, err
+	}
+	data, err = os.ReadFile(path)
+	return path, data, err
 }

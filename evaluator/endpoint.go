@@ -58,9 +58,6 @@ type Endpoint struct {
 	// nsUnknown and saUnknown are set when the pod's namespace or service
 	// account was not read: selectors on their labels cannot be decided.
 	nsUnknown, saUnknown bool
-	// class identifies endpoints that behave alike, for memoization; 0
-	// means unknown.
-	class int32
 }
 
 // String names the endpoint for people.

@@ -159,11 +159,3 @@ func (p *Policy) governs(dir calico.PolicyType) bool {
 	}
 	return false
 }
-
-// rules returns the policy's rules for a direction.
-func (p *Policy) rules(dir calico.PolicyType) []calico.Rule {
-	if dir == calico.Ingress {
-		return p.Spec.Ingress
-	}
-	return p.Spec.Egress
-}

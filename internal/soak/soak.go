@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -373,5 +372,3 @@ func (s *soak) dumpLogs() {
 		s.log("last lines of %s's log:\n%s", name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
 }
-
-var errSkip = errors.New("nothing to do")

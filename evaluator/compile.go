@@ -70,6 +70,9 @@ type entity struct {
 	ports, notPorts  []calico.Port
 	service          *calico.ServiceMatch
 	hasNets, hasPort bool
+	// byFamily holds nets and notNets split by IP family (IPv4 first),
+	// once, for the matching of every connection.
+	byFamily [2]familyNets
 }
 
 // compilePolicy parses every selector of a policy and rewrites it the way
@@ -223,6 +226,9 @@ func compileEntity(e calico.EntityRule, ns string) (entity, error) {
 		out.notNets = append(out.notNets, p)
 	}
 	out.hasNets = len(e.Nets) > 0 || len(e.NotNets) > 0
+	for i, family := range []int{4, 6} {
+		out.byFamily[i] = familyNets{nets: ofFamily(out.nets, family), notNets: ofFamily(out.notNets, family)}
+	}
 	out.ports, out.notPorts = e.Ports, e.NotPorts
 	out.hasPort = len(e.Ports) > 0 || len(e.NotPorts) > 0
 	out.service = e.Services

@@ -121,11 +121,11 @@ func familyMatch(r *rule, t Traffic) (Match, string) {
 		return No, ""
 	}
 	for _, e := range []*entity{&r.src, &r.dst} {
-		if len(e.nets) > 0 && len(ofFamily(e.nets, t.Family)) == 0 {
+		nets, kept := e.netsOf(t.Family)
+		if len(e.nets) > 0 && len(nets) == 0 {
 			return No, ""
 		}
 		if len(e.notNets) > 0 {
-			kept := ofFamily(e.notNets, t.Family)
 			if len(kept) == 0 {
 				return No, ""
 			}
@@ -137,6 +137,18 @@ func familyMatch(r *rule, t Traffic) (Match, string) {
 		}
 	}
 	return Yes, ""
+}
+
+// familyNets are an entity's nets and notNets of one IP family.
+type familyNets struct{ nets, notNets []netip.Prefix }
+
+// netsOf returns the entity's nets and notNets of an IP family (4, else 6).
+func (e *entity) netsOf(family int) (nets, notNets []netip.Prefix) {
+	f := e.byFamily[1]
+	if family == 4 {
+		f = e.byFamily[0]
+	}
+	return f.nets, f.notNets
 }
 
 func ofFamily(nets []netip.Prefix, family int) []netip.Prefix {
@@ -240,7 +252,7 @@ func (ix *Index) netsMatch(e *entity, ep *Endpoint, family int) (Match, string) 
 	if !e.hasNets {
 		return Yes, ""
 	}
-	nets, notNets := ofFamily(e.nets, family), ofFamily(e.notNets, family)
+	nets, notNets := e.netsOf(family)
 	addr, ok := ep.addr(family)
 	if !ok {
 		// A pod whose address is unknown was given none of the addresses the

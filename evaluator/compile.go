@@ -50,7 +50,6 @@ type compiledPolicy struct {
 type rule struct {
 	policy *compiledPolicy
 	dir    calico.PolicyType
-	index  int
 	action calico.Action
 	// ipVersion is 4, 6 or 0 (any).
 	ipVersion             int
@@ -59,8 +58,6 @@ type rule struct {
 	// unmodelled says which part of the rule the evaluator cannot decide
 	// (an HTTP match); invalid says why Calico would reject the rule.
 	unmodelled, invalid string
-	// id numbers rules across the index, for memoized peer matches.
-	id int
 }
 
 // entity is the compiled source or destination of a rule.
@@ -169,7 +166,7 @@ func policySelector(p *Policy) (calico.Selector, error) {
 }
 
 func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.Rule, ns string) *rule {
-	out := &rule{policy: cp, dir: dir, index: index, action: r.Action, protocol: r.Protocol, notProtocol: r.NotProtocol}
+	out := &rule{policy: cp, dir: dir, action: r.Action, protocol: r.Protocol, notProtocol: r.NotProtocol}
 	field := fmt.Sprintf("spec.%s[%d]", strings.ToLower(string(dir)), index)
 	fail := func(format string, args ...any) {
 		if out.invalid == "" {

@@ -77,9 +77,6 @@ func (e *Endpoint) String() string {
 	return "(unknown)"
 }
 
-// Policed reports whether the endpoint has a side of its own.
-func (e *Endpoint) Policed() bool { return e.Kind == PodEndpoint }
-
 // endpointLabels returns the labels Calico gives a pod's workload
 // endpoint: its own labels, projectcalico.org/namespace,
 // /orchestrator=k8s and /serviceaccount (when shorter than 63

@@ -45,12 +45,10 @@ type Index struct {
 	netsets   []compiledNetworkSet
 
 	tiers      []*tierInfo
-	global     []*compiledPolicy
 	globals    globalIndex
 	namespaced map[string][]*compiledPolicy
 	all        []*compiledPolicy
 	byPolicy   map[*Policy]*compiledPolicy
-	rules      []*rule
 
 	hostEndpoints  []HostEndpoint
 	unsupported    []string
@@ -172,6 +170,7 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 		order := defaultTierOrder
 		tiers[DefaultTier] = &tierInfo{name: DefaultTier, order: &order, defaultAction: calico.Deny, known: true}
 	}
+	var global []*compiledPolicy
 	for _, p := range policies {
 		cp := compilePolicy(p)
 		name := p.TierName()
@@ -180,16 +179,12 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 			ix.notes = append(ix.notes, fmt.Sprintf("tier %s has policies but no Tier object: Felix orders it after every other tier, with default action Deny", name))
 		}
 		cp.tier = tiers[name]
-		for _, r := range append(slices.Clone(cp.ingress), cp.egress...) {
-			r.id = len(ix.rules)
-			ix.rules = append(ix.rules, r)
-		}
 		ix.all = append(ix.all, cp)
 		ix.byPolicy[p] = cp
 		if p.Kind.Namespaced() {
 			ix.namespaced[p.Namespace] = append(ix.namespaced[p.Namespace], cp)
 		} else {
-			ix.global = append(ix.global, cp)
+			global = append(global, cp)
 		}
 	}
 	for _, t := range tiers {
@@ -210,8 +205,8 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	for i, cp := range ix.all {
 		cp.pos = i
 	}
-	slices.SortFunc(ix.global, byOrder)
-	ix.globals = newGlobalIndex(ix.global)
+	slices.SortFunc(global, byOrder)
+	ix.globals = newGlobalIndex(global)
 	for _, list := range ix.namespaced {
 		slices.SortFunc(list, byOrder)
 	}

@@ -65,9 +65,9 @@ type sideTable struct {
 	// keys[c] is the local key of class c, nil for a class that takes the
 	// full path.
 	keys []*localKey
-	// peer holds, per rule id, what the rule's peer entity sees of each
+	// peer holds, per rule, what the rule's peer entity sees of each
 	// class.
-	peer map[int][]Match
+	peer map[*rule][]Match
 	// ports and services describe each class's named ports and Service
 	// memberships, for rules that match them.
 	ports, services []string
@@ -76,7 +76,7 @@ type sideTable struct {
 }
 
 func newSideTable(ix *Index, dir calico.PolicyType, reps []*Endpoint, o MatrixOptions) *sideTable {
-	t := &sideTable{ix: ix, dir: dir, reps: reps, o: o, keys: make([]*localKey, len(reps)), peer: map[int][]Match{},
+	t := &sideTable{ix: ix, dir: dir, reps: reps, o: o, keys: make([]*localKey, len(reps)), peer: map[*rule][]Match{},
 		ports: make([]string, len(reps)), services: make([]string, len(reps)), interned: map[string]*sideOutcome{}}
 	for c, ep := range reps {
 		t.ports[c], t.services[c] = t.describe(ep)
@@ -149,8 +149,8 @@ func (t *sideTable) peerRows(lists []*sideList) {
 	var rules []*rule
 	for _, l := range lists {
 		for _, r := range l.rules {
-			if _, ok := t.peer[r.id]; !ok {
-				t.peer[r.id] = nil
+			if _, ok := t.peer[r]; !ok {
+				t.peer[r] = nil
 				rules = append(rules, r)
 			}
 		}
@@ -166,7 +166,7 @@ func (t *sideTable) peerRows(lists []*sideList) {
 		rows[i] = row
 	})
 	for i, r := range rules {
-		t.peer[r.id] = rows[i]
+		t.peer[r] = rows[i]
 	}
 }
 
@@ -175,7 +175,7 @@ func (t *sideTable) sortPeers(l *sideList) {
 	rows := make([][]Match, len(l.rules))
 	usesPorts, usesServices := false, false
 	for i, r := range l.rules {
-		rows[i] = t.peer[r.id]
+		rows[i] = t.peer[r]
 		e := t.peerEntity(r)
 		usesServices = usesServices || e.service != nil
 		for _, p := range append(slices.Clone(r.dst.ports), r.dst.notPorts...) {

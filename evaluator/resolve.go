@@ -64,18 +64,6 @@ func (ix *Index) AddrEndpoint(a netip.Addr) *Endpoint {
 	return &Endpoint{Kind: ExternalEndpoint, Addrs: []netip.Addr{a}}
 }
 
-// Pods returns the pods of a namespace, by name.
-func (ix *Index) Pods(namespace string) []*Pod { return ix.podsByNS[namespace] }
-
-// Namespace returns a namespace by name.
-func (ix *Index) Namespace(name string) (*Namespace, bool) {
-	ns, ok := ix.namespaces[name]
-	return ns, ok
-}
-
-// Endpoint returns the endpoint of a pod of the index.
-func (ix *Index) Endpoint(p *Pod) *Endpoint { return ix.podEndpoint(p) }
-
 // podEndpoint builds the endpoint of a pod. A host-network pod is its
 // node's host; its traffic may come from any of the node's host
 // addresses.

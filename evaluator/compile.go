@@ -46,6 +46,14 @@ type compiledPolicy struct {
 	pos int
 }
 
+// rules returns the policy's compiled rules for a direction.
+func (cp *compiledPolicy) rules(dir calico.PolicyType) []*rule {
+	if dir == calico.Egress {
+		return cp.egress
+	}
+	return cp.ingress
+}
+
 // rule is one compiled rule.
 type rule struct {
 	policy *compiledPolicy

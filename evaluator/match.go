@@ -66,10 +66,7 @@ func (ix *Index) RuleMatches(p *Policy, dir calico.PolicyType, index int, local,
 	if !ok {
 		return Unknown, fmt.Sprintf("%s is not in this index (pass the policies Selecting returns)", p)
 	}
-	rules := cp.ingress
-	if dir == calico.Egress {
-		rules = cp.egress
-	}
+	rules := cp.rules(dir)
 	if index < 0 || index >= len(rules) {
 		return Unknown, fmt.Sprintf("%s has no %s rule %d", p, strings.ToLower(string(dir)), index)
 	}

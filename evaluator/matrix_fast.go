@@ -106,11 +106,7 @@ func newSideTable(ix *Index, dir calico.PolicyType, reps []*Endpoint, o MatrixOp
 			list = &sideList{tiers: tiers}
 			for _, st := range tiers {
 				for _, cp := range st.policies {
-					if dir == calico.Ingress {
-						list.rules = append(list.rules, cp.ingress...)
-					} else {
-						list.rules = append(list.rules, cp.egress...)
-					}
+					list.rules = append(list.rules, cp.rules(dir)...)
 				}
 			}
 			lists[listKey] = list

@@ -92,11 +92,7 @@ func (ix *Index) sidePortCuts(local, dst *Endpoint, dir calico.PolicyType, proto
 	}
 	for _, t := range tiers {
 		for _, cp := range t.policies {
-			rules := cp.ingress
-			if dir == calico.Egress {
-				rules = cp.egress
-			}
-			for _, r := range rules {
+			for _, r := range cp.rules(dir) {
 				ix.portCuts(r.dst, dst, protocol, cuts)
 			}
 		}

@@ -39,10 +39,7 @@ func (w *walk) from(ti, pi, ri int, steps []Step, hits []Hit) outcome {
 		tier := w.tiers[ti]
 		for ; pi < len(tier.policies); pi, ri = pi+1, 0 {
 			cp := tier.policies[pi]
-			rules := cp.ingress
-			if w.dir == calico.Egress {
-				rules = cp.egress
-			}
+			rules := cp.rules(w.dir)
 			if ri == 0 || len(steps) == 0 || steps[len(steps)-1].Policy != cp.Policy {
 				steps = append(steps, Step{Tier: tier.tier.name, Policy: cp.Policy, Rule: -1})
 			}

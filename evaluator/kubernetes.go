@@ -195,13 +195,8 @@ func labelSelector(s *metav1.LabelSelector, pods bool) calico.Selector {
 		terms = append(terms, calico.Eq(calico.OrchestratorLabel, "k8s"))
 	}
 	if s != nil {
-		keys := make([]string, 0, len(s.MatchLabels))
-		for k := range s.MatchLabels {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			terms = append(terms, calico.Eq(k, s.MatchLabels[k]))
+		if len(s.MatchLabels) > 0 {
+			terms = append(terms, calico.MatchLabels(s.MatchLabels))
 		}
 		for _, e := range s.MatchExpressions {
 			switch e.Operator {

@@ -249,18 +249,25 @@ func NamespacedSpec(s GlobalNetworkPolicySpec) NetworkPolicySpec {
 // the whole spec.
 func SpecOf(u *unstructured.Unstructured) (GlobalNetworkPolicySpec, error) {
 	var spec GlobalNetworkPolicySpec
+	err := decodeSpec(u, u.GetKind(), &spec)
+	return spec, err
+}
+
+// decodeSpec reads the spec of a stored object of a kind into a typed
+// spec; an object without one leaves it as it is.
+func decodeSpec(u *unstructured.Unstructured, kind string, into any) error {
 	raw, ok := u.Object["spec"]
 	if !ok {
-		return spec, nil
+		return nil
 	}
 	b, err := json.Marshal(raw)
 	if err != nil {
-		return spec, err
+		return err
 	}
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return spec, fmt.Errorf("%s %s: spec: %w", u.GetKind(), u.GetName(), err)
+	if err := json.Unmarshal(b, into); err != nil {
+		return fmt.Errorf("%s %s: spec: %w", kind, u.GetName(), err)
 	}
-	return spec, nil
+	return nil
 }
 
 // SpecEqual compares two specs the way Calico reads them: the default tier

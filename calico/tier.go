@@ -54,14 +54,8 @@ func (a API) TierObject(t Tier) *unstructured.Unstructured {
 // TierSpecOf reads the spec of a stored Tier.
 func TierSpecOf(u *unstructured.Unstructured) (TierSpec, error) {
 	var spec TierSpec
-	b, err := json.Marshal(u.Object["spec"])
-	if err != nil {
-		return spec, err
-	}
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return spec, fmt.Errorf("Tier %s: spec: %w", u.GetName(), err)
-	}
-	return spec, nil
+	err := decodeSpec(u, "Tier", &spec)
+	return spec, err
 }
 
 // TierSpecEqual compares tier specs as Calico reads them: no default

@@ -134,6 +134,6 @@ type HostEndpoint struct {
 // order from Calico 3.29 on (before, it had none and came last, which
 // orders it the same when it is the only tier).
 const (
-	DefaultTier      = "default"
+	DefaultTier      = calico.DefaultTier
 	defaultTierOrder = 1_000_000.0
 )

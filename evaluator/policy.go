@@ -35,7 +35,7 @@ type StagedAction string
 // The staged actions: Set (the default) puts the policy in place; Delete
 // removes the enforced policy of the same name.
 const (
-	StagedSet    StagedAction = "Set"
+	StagedSet    StagedAction = calico.StagedSet
 	StagedDelete StagedAction = "Delete"
 )
 

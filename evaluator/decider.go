@@ -97,15 +97,9 @@ func combine(egress, ingress *sideOutcome) pairResult {
 			j++
 		}
 	}
-	switch {
-	case undecided > 0:
-		p.verdict, p.ports = Indeterminate, nil
-	case denied == 0:
-		p.verdict, p.ports = Allow, nil
-	case allowed == 0:
-		p.verdict = Deny
-	default:
-		p.verdict = Partial
+	p.verdict = verdictOf(allowed, denied, undecided)
+	if p.verdict == Indeterminate || p.verdict == Allow {
+		p.ports = nil
 	}
 	return p
 }

@@ -153,16 +153,22 @@ func (s *Summary) summarize() {
 			s.Undecided = appendRange(s.Undecided, seg.Ports)
 		}
 	}
+	s.Verdict = verdictOf(allowed, denied, undecided)
+}
+
+// verdictOf sums up the verdicts of several port segments (or pairs):
+// undecided when any is, allowed when none is denied, denied when none is
+// allowed, else partial.
+func verdictOf(allowed, denied, undecided int) Verdict {
 	switch {
 	case undecided > 0:
-		s.Verdict = Indeterminate
+		return Indeterminate
 	case denied == 0:
-		s.Verdict = Allow
+		return Allow
 	case allowed == 0:
-		s.Verdict = Deny
-	default:
-		s.Verdict = Partial
+		return Deny
 	}
+	return Partial
 }
 
 // appendRange adds r to sorted ranges, merging it with the last one when

@@ -145,10 +145,10 @@ func formatOrder(f float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%f", f), "0"), ".")
 }
 
-// governs reports whether the policy applies to direction dir. A policy
+// Governs reports whether the policy applies to direction dir. A policy
 // without types applies to both, as Felix reads an object whose types were
 // never defaulted (felix/calc/policy_sorter.go, ExtractPolicyMetadata).
-func (p *Policy) governs(dir calico.PolicyType) bool {
+func (p *Policy) Governs(dir calico.PolicyType) bool {
 	if len(p.Spec.Types) == 0 {
 		return true
 	}

@@ -46,7 +46,7 @@ func (ix *Index) computeSelecting(ep *Endpoint, dir calico.PolicyType) ([]select
 	global, local := ix.globals.candidates(ep.Labels), ix.namespaced[ep.Namespace]
 	var out []selectedTier
 	add := func(cp *compiledPolicy) error {
-		if !cp.governs(dir) {
+		if !cp.Governs(dir) {
 			return nil
 		}
 		switch m, why := cp.selectsEndpoint(ep); m {

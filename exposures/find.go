@@ -77,7 +77,7 @@ func Find(in Input) map[string][]Exposure {
 			continue
 		}
 		for _, dir := range []calico.PolicyType{calico.Ingress, calico.Egress} {
-			if !slices.Contains(p.Spec.Types, dir) {
+			if !p.Governs(dir) {
 				continue
 			}
 			rules := p.Spec.Ingress

@@ -72,6 +72,16 @@ func TestFind(t *testing.T) {
 				"shop":    {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from anywhere"}},
 				"shop-db": {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from anywhere"}},
 			}},
+		{"a Calico policy written without types (a crd.projectcalico.org/v1 object nobody defaulted) governs both directions, as Felix reads it",
+			func() *evaluator.Policy {
+				p := gnp("", 500, calico.Allow, calico.EntityRule{})
+				p.Spec.Types = nil
+				return p
+			}(), "",
+			map[string][]Exposure{
+				"shop":    {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from anywhere"}},
+				"shop-db": {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from anywhere"}},
+			}},
 		{"Deny and Pass open nothing", gnp("", 500, calico.Pass, calico.EntityRule{}), "", map[string][]Exposure{}},
 		{"in tier mode, a tenant's NetworkPolicy in the default tier comes after the wall", knp("shop", ingressFrom(nsSel(nil))), "calico-pni", map[string][]Exposure{}},
 		{"in tier mode, a policy of a tier before calico-pni's still opens it",

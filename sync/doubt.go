@@ -2,12 +2,10 @@ package sync
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -69,43 +67,17 @@ func (c *Controller) fromServer(ctx context.Context, w *policyWatch) (*clusterSt
 	if s.policies, err = listManaged(ctx, c.o.Dynamic, w.api); err != nil {
 		return nil, false, err
 	}
-	fresh, err := c.serverVersions(ctx, s, pods)
-	if err != nil {
-		return nil, false, err
-	}
-	return s, maps.Equal(fresh, c.cacheVersions(w)), nil
+	return s, maps.Equal(serverVersions(s, pods), c.cacheVersions(w)), nil
 }
 
 // serverVersions lists the resourceVersion of every object the caches hold
-// that the pass reads: namespaces, nodes, the API's EndpointSlices,
-// Services reachable from outside, pods with host ports, managed policies.
-func (c *Controller) serverVersions(ctx context.Context, s *clusterState, pods []*corev1.Pod) (map[string]string, error) {
-	out := map[string]string{}
+// that the pass reads, as fromServer read them: namespaces, nodes, the
+// API's EndpointSlices, Services reachable from outside, pods with host
+// ports, managed policies.
+func serverVersions(s *clusterState, pods []*corev1.Pod) map[string]string {
+	out := maps.Clone(s.versions)
 	for name, v := range s.namespaces {
 		out["Namespace/"+name] = v.resourceVersion
-	}
-	nodes, err := c.o.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
-	}
-	for _, n := range nodes.Items {
-		out["Node/"+n.Name] = n.ResourceVersion
-	}
-	slices, err := c.o.Kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: kubernetesSliceSelector})
-	if err != nil {
-		return nil, fmt.Errorf("listing the endpoints of default/kubernetes: %w", err)
-	}
-	for _, e := range slices.Items {
-		out["EndpointSlice/"+e.Name] = e.ResourceVersion
-	}
-	services, err := c.o.Kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing services: %w", err)
-	}
-	for i := range services.Items {
-		if svc := &services.Items[i]; isExternal(svc) {
-			out["Service/"+svc.Namespace+"/"+svc.Name] = svc.ResourceVersion
-		}
 	}
 	for _, p := range pods {
 		out["Pod/"+p.Namespace+"/"+p.Name] = p.ResourceVersion
@@ -113,7 +85,7 @@ func (c *Controller) serverVersions(ctx context.Context, s *clusterState, pods [
 	for _, u := range s.policies {
 		out[u.GetKind()+"/"+u.GetName()] = u.GetResourceVersion()
 	}
-	return out, nil
+	return out
 }
 
 // cacheVersions lists the same from the informers' caches.

@@ -1,12 +1,12 @@
 package sync
 
 import (
-	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/exposures"
 	"github.com/calico-pni/calico-pni/objects"
@@ -42,7 +42,8 @@ func (c *Controller) findExposures(w *policyWatch, state *clusterState, desired 
 		for _, u := range w.objects(kind) {
 			// The Calico API server lists Kubernetes NetworkPolicies as
 			// knp.default.*; they are read from Kubernetes below.
-			if !strings.HasPrefix(u.GetName(), "knp.") {
+			// calico-pni's own policies are never exposures.
+			if !strings.HasPrefix(u.GetName(), "knp.") && u.GetLabels()[calico.ManagedByLabel] != calico.ManagedByValue {
 				in.Policies = append(in.Policies, c.model(kind, u, seen).policies...)
 			}
 		}
@@ -55,7 +56,6 @@ func (c *Controller) findExposures(w *policyWatch, state *clusterState, desired 
 			delete(c.models, key)
 		}
 	}
-	in.Policies = slices.DeleteFunc(in.Policies, func(p *evaluator.Policy) bool { return p.Managed })
 	if len(in.Policies) == 0 {
 		return 0
 	}

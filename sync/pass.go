@@ -54,7 +54,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		return err
 	}
 	result.API = w.api
-	state := c.fromCaches(w)
+	var state *clusterState
 	if doubt, breaks := c.inDoubt(); doubt {
 		// A watch broke: plan on what the API server holds (doubt.go).
 		fresh, agree, err := c.fromServer(ctx, w)
@@ -65,27 +65,30 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		state = fresh
 		c.recent.forget()
 		if agree {
-			c.trustedBreaks.CompareAndSwap(c.trustedBreaks.Load(), breaks)
+			c.trustedBreaks.Store(breaks)
 			c.log.Info("the caches agree with the API server: passes read from them again")
 		} else {
 			c.log.Info("the caches are behind the API server (a watch broke, or this replica began to lead): this pass read everything from it")
 		}
-	} else if refresh {
-		// A refresh re-reads from the API server what the schedule is
-		// for: the nodes and the API endpoints behind the kube-api policy,
-		// and calico-pni's own policies. Namespaces, Services and pods come
-		// from the watch caches, which client-go re-lists by itself
-		// whenever a watch breaks; re-listing ten thousand namespaces here
-		// would only delay the passes that follow events.
-		if err := c.refreshFromServer(ctx, w.api, state); err != nil {
-			c.o.Metrics.Errors.WithLabelValues("list").Inc()
-			return err
+	} else {
+		state = c.fromCaches(w)
+		if refresh {
+			// A refresh re-reads from the API server what the schedule is
+			// for: the nodes and the API endpoints behind the kube-api policy,
+			// and calico-pni's own policies. Namespaces, Services and pods come
+			// from the watch caches, which client-go re-lists by itself
+			// whenever a watch breaks; re-listing ten thousand namespaces here
+			// would only delay the passes that follow events.
+			if err := c.refreshFromServer(ctx, w.api, state); err != nil {
+				c.o.Metrics.Errors.WithLabelValues("list").Inc()
+				return err
+			}
+			// The policies were read from the server, which has every write
+			// of this replica: none needs to stand in for the cache. (A
+			// policy created and deleted between two passes would otherwise
+			// stand in until a watch broke.)
+			c.recent.forgetPolicies()
 		}
-		// The policies were read from the server, which has every write
-		// of this replica: none needs to stand in for the cache. (A
-		// policy created and deleted between two passes would otherwise
-		// stand in until a watch broke.)
-		c.recent.forgetPolicies()
 	}
 	c.recent.apply(state)
 	state.snap.CalicoVersion = w.api.Version
@@ -212,8 +215,8 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 
 	// 4, 5 and 6: the baseline, the allows that narrow (on the object
 	// that a union write returned), the hold-open policies.
-	for _, ch := range plan.narrow {
-		if ch.afterUnion {
+	for i := range plan.narrow {
+		if ch := &plan.narrow[i]; ch.afterUnion {
 			if o := pr.objects[ch.name]; o != nil {
 				ch.object = mergeForUpdate(o, w.api.Object(ch.policy))
 			}

@@ -32,6 +32,10 @@ type clusterState struct {
 	snap       policies.Snapshot
 	namespaces map[string]namespaceView
 	policies   []*unstructured.Unstructured
+	// versions holds the resourceVersion of the nodes, EndpointSlices and
+	// Services listCluster read, keyed as cacheVersions keys them, for
+	// checking the caches against the server (doubt.go).
+	versions map[string]string
 }
 
 func (s *clusterState) addNamespaces(list []*corev1.Namespace) {
@@ -110,7 +114,7 @@ func ListSnapshot(ctx context.Context, kube kubernetes.Interface) (policies.Snap
 // what calico-pni reads is kept, so that a refresh of a large cluster does
 // not hold the whole list, managed fields and all, in memory at once.
 func listCluster(ctx context.Context, kube kubernetes.Interface) (*clusterState, error) {
-	s := &clusterState{}
+	s := &clusterState{versions: map[string]string{}}
 	var namespaces []*corev1.Namespace
 	err := eachListed(ctx, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kube.CoreV1().Namespaces().List(ctx, o)
@@ -127,17 +131,24 @@ func listCluster(ctx context.Context, kube kubernetes.Interface) (*clusterState,
 		return s, fmt.Errorf("listing nodes: %w", err)
 	}
 	s.addNodes(pointers(nodes.Items))
+	for _, n := range nodes.Items {
+		s.versions["Node/"+n.Name] = n.ResourceVersion
+	}
 	slices, err := kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: kubernetesSliceSelector})
 	if err != nil {
 		return s, fmt.Errorf("listing the endpoints of default/kubernetes: %w", err)
 	}
 	s.snap.APIEndpoints = policies.APIEndpointsFrom(pointers(slices.Items))
+	for _, e := range slices.Items {
+		s.versions["EndpointSlice/"+e.Name] = e.ResourceVersion
+	}
 	var services []*corev1.Service
 	err = eachListed(ctx, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
 	}, func(obj runtime.Object) {
 		if svc, ok := obj.(*corev1.Service); ok && isExternal(svc) {
 			services = append(services, svc)
+			s.versions["Service/"+svc.Namespace+"/"+svc.Name] = svc.ResourceVersion
 		}
 	})
 	if err != nil {

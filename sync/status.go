@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/calico-pni/calico-pni/policies"
@@ -24,39 +26,33 @@ type NamespaceStatus struct {
 	Err error
 }
 
-// statusPage is how many namespaces one list request returns, so that a
-// cluster of 10,000 namespaces is read in pieces the API server serves
-// from its cache.
-const statusPage = 500
-
 // NamespaceStatuses reads the status of every namespace from the API
 // server, sorted by name. It reads what the daemon wrote and computes
 // nothing itself, so it shows what the cluster holds.
 func NamespaceStatuses(ctx context.Context, kube kubernetes.Interface) ([]NamespaceStatus, error) {
 	var out []NamespaceStatus
-	opts := metav1.ListOptions{Limit: statusPage}
-	for {
-		list, err := kube.CoreV1().Namespaces().List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("listing namespaces: %w", err)
+	err := eachListed(ctx, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kube.CoreV1().Namespaces().List(ctx, o)
+	}, func(obj runtime.Object) {
+		ns, ok := obj.(*corev1.Namespace)
+		if !ok {
+			return
 		}
-		for _, ns := range list.Items {
-			s := NamespaceStatus{Name: ns.Name}
-			value, ok := ns.Annotations[policies.StatusAnnotation]
-			switch {
-			case !ok:
-				s.Missing = true
-			default:
-				if s.Status, err = policies.DecodeStatus(value); err != nil {
-					s.Err = fmt.Errorf("annotation %s of namespace %s is not a calico-pni status: %w", policies.StatusAnnotation, ns.Name, err)
-				}
+		s := NamespaceStatus{Name: ns.Name}
+		value, ok := ns.Annotations[policies.StatusAnnotation]
+		switch {
+		case !ok:
+			s.Missing = true
+		default:
+			var err error
+			if s.Status, err = policies.DecodeStatus(value); err != nil {
+				s.Err = fmt.Errorf("annotation %s of namespace %s is not a calico-pni status: %w", policies.StatusAnnotation, ns.Name, err)
 			}
-			out = append(out, s)
 		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+		out = append(out, s)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	slices.SortFunc(out, func(a, b NamespaceStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

@@ -47,9 +47,6 @@ type policyPlan struct {
 	// tierDeletes remove a tier whose policies are all gone, after
 	// everything else.
 	tierWrites, tierDeletes []policyChange
-	// postponed names the tiers whose policies are left as they are this
-	// pass: while calico-pni's policies appear in one tier they are not
-	// removed from another (see planPolicies).
 	// sufficient names the desired policies whose live copy already
 	// permits at least what the desired policy permits: a namespace that
 	// needs one may be isolated before the policy is rewritten.
@@ -225,7 +222,7 @@ func planPolicies(in planInput) policyPlan {
 			}
 		}
 	}
-	plan.planTiers(in, liveTier, wantTier, postponed)
+	plan.planTiers(in, postponed)
 	for _, steps := range [][]policyChange{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
 		sortChanges(steps)
 	}
@@ -236,7 +233,7 @@ func planPolicies(in planInput) policyPlan {
 // planTiers creates or updates calico-pni's tier before anything else, and
 // deletes a managed tier once none of calico-pni's policies will be left
 // in it.
-func (plan *policyPlan) planTiers(in planInput, liveTier, wantTier, postponed map[string]bool) {
+func (plan *policyPlan) planTiers(in planInput, postponed map[string]bool) {
 	live := map[string]*unstructured.Unstructured{}
 	for _, u := range in.liveTiers {
 		live[u.GetName()] = u

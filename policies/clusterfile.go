@@ -41,8 +41,19 @@ func ReadSnapshot(source string, data []byte) (Snapshot, []string, error) {
 			return Snapshot{}, nil, err
 		}
 	}
-	r.snap.APIEndpoints = APIEndpointsFrom(r.slices)
-	return r.snap, r.notes, nil
+	return r.finish()
+}
+
+// SnapshotFromObject reads a snapshot from one object already decoded,
+// such as a List, as ReadSnapshot reads a stream that holds only that
+// object: the same checks, notes and errors, which name the object as
+// document 1 of source.
+func SnapshotFromObject(source string, obj map[string]any) (Snapshot, []string, error) {
+	r := &snapshotReader{source: source}
+	if err := r.object("document 1", obj); err != nil {
+		return Snapshot{}, nil, err
+	}
+	return r.finish()
 }
 
 type snapshotReader struct {
@@ -51,6 +62,12 @@ type snapshotReader struct {
 	slices []*discoveryv1.EndpointSlice
 	notes  []string
 	seen   map[string]bool
+}
+
+// finish completes the snapshot once every object is read.
+func (r *snapshotReader) finish() (Snapshot, []string, error) {
+	r.snap.APIEndpoints = APIEndpointsFrom(r.slices)
+	return r.snap, r.notes, nil
 }
 
 func (r *snapshotReader) object(where string, obj map[string]any) error {

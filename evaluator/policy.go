@@ -132,7 +132,7 @@ func (p *Policy) Describe() string {
 	}
 	order := "no order"
 	if p.Spec.Order != nil {
-		order = "order " + formatOrder(*p.Spec.Order)
+		order = "order " + FormatOrder(*p.Spec.Order)
 	}
 	by := ""
 	if p.Managed {
@@ -141,7 +141,9 @@ func (p *Policy) Describe() string {
 	return fmt.Sprintf("%s, %s%s", kind, order, by)
 }
 
-func formatOrder(f float64) string {
+// FormatOrder writes a policy's or tier's order without trailing zeros:
+// 100, 100.5.
+func FormatOrder(f float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%f", f), "0"), ".")
 }
 

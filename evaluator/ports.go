@@ -44,12 +44,20 @@ type Summary struct {
 // AllowedText lists the allowed ports as "TCP 53, 80".
 func (s Summary) AllowedText() string { return portsText(s.Protocol, s.Allowed) }
 
+// UndecidedText lists the ports that cannot be decided as "TCP 53, 80".
+func (s Summary) UndecidedText() string { return portsText(s.Protocol, s.Undecided) }
+
 func portsText(protocol string, ranges []PortRange) string {
+	return protocol + " " + RangesText(ranges)
+}
+
+// RangesText lists port ranges as "53, 80, 8000-8080".
+func RangesText(ranges []PortRange) string {
 	parts := make([]string, len(ranges))
 	for i, r := range ranges {
 		parts[i] = r.String()
 	}
-	return protocol + " " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // EvaluateAllPorts evaluates a connection on every port of a protocol. The

@@ -50,13 +50,8 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 		if err := convert(u, &n); err != nil {
 			return err
 		}
-		for i, a := range n.Status.Addresses {
-			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
-				continue
-			}
-			if _, err := netip.ParseAddr(a.Address); err != nil {
-				return fmt.Errorf("status.addresses[%d].address: %q is not an IP address", i, a.Address)
-			}
+		if err := policies.CheckNodeAddresses(&n); err != nil {
+			return err
 		}
 		node := policies.NodeFrom(&n)
 		r.cluster.Nodes = append(r.cluster.Nodes, evaluator.Node{Name: node.Name, Addresses: node.Addresses, HostAddresses: node.HostAddresses})

@@ -175,12 +175,11 @@ func splitEven(n, parts int) [][2]int {
 
 // merge adds what another Reader read, after what this one read.
 func (r *Reader) merge(o *Reader) error {
-	for key := range o.seen {
-		if r.seen[key] {
-			return fmt.Errorf("%s: this object appears twice", o.seenAt[key])
+	for key, at := range o.seenAt {
+		if _, ok := r.seenAt[key]; ok {
+			return fmt.Errorf("%s: this object appears twice", at)
 		}
-		r.seen[key] = true
-		r.seenAt[key] = o.seenAt[key]
+		r.seenAt[key] = at
 	}
 	c, oc := &r.cluster, &o.cluster
 	c.Namespaces = append(c.Namespaces, oc.Namespaces...)

@@ -1,7 +1,6 @@
 package objects
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -14,20 +13,17 @@ import (
 
 // Preview returns the cluster as it would be with calico-pni's policies
 // and namespace labels in place: computed from the same objects exactly as
-// `calico-pni render` computes them (policies.ReadSnapshot, then
-// policies.Generate with cfg), replacing whatever calico-pni wrote before
-// (policies with its managed-by label, and the calico-pni.io/ labels of
-// namespaces). The Set must have been read with KeepSnapshot. version is
-// the cluster's Calico version, which decides some of the policies.
+// `calico-pni render` computes them (policies.SnapshotFromObject, the
+// reader of policies.ReadSnapshot, then policies.Generate with cfg),
+// replacing whatever calico-pni wrote before (policies with its
+// managed-by label, and the calico-pni.io/ labels of namespaces). The Set
+// must have been read with KeepSnapshot. version is the cluster's Calico
+// version, which decides some of the policies.
 func Preview(set *Set, cfg *config.Config, version calico.Version) (*evaluator.Cluster, policies.Desired, error) {
 	if set.Snapshot == nil {
 		return nil, policies.Desired{}, fmt.Errorf("the objects were read without keeping the snapshot a preview needs")
 	}
-	data, err := json.Marshal(set.Snapshot)
-	if err != nil {
-		return nil, policies.Desired{}, err
-	}
-	snap, _, err := policies.ReadSnapshot("the cluster's objects", data)
+	snap, _, err := policies.SnapshotFromObject("the cluster's objects", set.Snapshot)
 	if err != nil {
 		return nil, policies.Desired{}, err
 	}

@@ -25,9 +25,10 @@ type Reader struct {
 	// (Namespaces, Nodes, Services, Pods, EndpointSlices), for a preview.
 	KeepSnapshot bool
 
-	cluster  evaluator.Cluster
-	notes    []string
-	seen     map[string]bool
+	cluster evaluator.Cluster
+	notes   []string
+	// seenAt names where each object was read, by group/kind/id, to
+	// report one that appears twice.
 	seenAt   map[string]string
 	snapshot []any
 	// Calico policies by identity, per API group, to drop the
@@ -62,7 +63,7 @@ type Set struct {
 // NewReader returns an empty Reader.
 func NewReader() *Reader {
 	return &Reader{
-		seen: map[string]bool{}, seenAt: map[string]string{}, calico: map[string]map[string]calicoPolicy{},
+		seenAt: map[string]string{}, calico: map[string]map[string]calicoPolicy{},
 		knpFromV3: map[string]evaluator.Policy{}, knpSeen: map[string]bool{}, slices: map[string]*evaluator.ServiceEndpoints{},
 	}
 }
@@ -142,10 +143,9 @@ func (r *Reader) Add(where string, obj map[string]any) error {
 		group = ""
 	}
 	key := group + "/" + kind + "/" + id
-	if r.seen[key] {
+	if _, ok := r.seenAt[key]; ok {
 		return fmt.Errorf("%s: this object appears twice", at)
 	}
-	r.seen[key] = true
 	r.seenAt[key] = at
 
 	var err error

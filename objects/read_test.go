@@ -183,6 +183,7 @@ func TestReadErrors(t *testing.T) {
 	tests := []struct{ text, want string }{
 		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nstatus: {podIP: 10.1.2}\n", "in.yaml: document 1 (Pod shop/p): status.podIP: \"10.1.2\" is not an IP address"},
 		{"kind: Pod\nmetadata: {name: p}\n", "in.yaml: document 1: apiVersion and kind must be set"},
+		{"apiVersion: v1\nkind: Node\nmetadata: {name: node1}\nstatus: {addresses: [{type: Hostname, address: node1}, {type: InternalIP, address: 10.0.0.300}]}\n", "in.yaml: document 1 (Node node1): status.addresses[1].address: \"10.0.0.300\" is not an IP address"},
 		{"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n", "in.yaml: document 1, items[1] (Namespace a): this object appears twice"},
 		{"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: crd.projectcalico.org/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: x}\nspec: {ingress: [{action: Allow, destination: {ports: [70000]}}]}\n", "in.yaml: document 2 (GlobalNetworkPolicy x): spec: port 70000 is out of range"},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: Tier\nmetadata: {name: t}\nspec: {defaultAction: Allow}\n", "(Tier t): spec.defaultAction \"Allow\": a tier's default action is Deny or Pass"},

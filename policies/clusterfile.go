@@ -41,8 +41,19 @@ func ReadSnapshot(source string, data []byte) (Snapshot, []string, error) {
 			return Snapshot{}, nil, err
 		}
 	}
-	r.snap.APIEndpoints = APIEndpointsFrom(r.slices)
-	return r.snap, r.notes, nil
+	return r.finish()
+}
+
+// SnapshotFromObject reads a snapshot from one object already decoded,
+// such as a List, as ReadSnapshot reads a stream that holds only that
+// object: the same checks, notes and errors, which name the object as
+// document 1 of source.
+func SnapshotFromObject(source string, obj map[string]any) (Snapshot, []string, error) {
+	r := &snapshotReader{source: source}
+	if err := r.object("document 1", obj); err != nil {
+		return Snapshot{}, nil, err
+	}
+	return r.finish()
 }
 
 type snapshotReader struct {
@@ -51,6 +62,12 @@ type snapshotReader struct {
 	slices []*discoveryv1.EndpointSlice
 	notes  []string
 	seen   map[string]bool
+}
+
+// finish completes the snapshot once every object is read.
+func (r *snapshotReader) finish() (Snapshot, []string, error) {
+	r.snap.APIEndpoints = APIEndpointsFrom(r.slices)
+	return r.snap, r.notes, nil
 }
 
 func (r *snapshotReader) object(where string, obj map[string]any) error {
@@ -107,13 +124,8 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &n); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
-		for i, a := range n.Status.Addresses {
-			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
-				continue
-			}
-			if _, err := netip.ParseAddr(a.Address); err != nil {
-				return fmt.Errorf("%s: status.addresses[%d].address: %q is not an IP address", at, i, a.Address)
-			}
+		if err := CheckNodeAddresses(&n); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
 		}
 		r.snap.Nodes = append(r.snap.Nodes, NodeFrom(&n))
 	case kind == "Service" && apiVersion == "v1":
@@ -166,6 +178,21 @@ func checkNamespace(ns *corev1.Namespace) error {
 		}
 		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
 			return fmt.Errorf("metadata.labels.%s: value %q: %s", k, v, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
+}
+
+// CheckNodeAddresses reports an internal or external address of a node
+// that is not an IP address, which NodeFrom would leave out without a
+// word.
+func CheckNodeAddresses(n *corev1.Node) error {
+	for i, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+			continue
+		}
+		if _, err := netip.ParseAddr(a.Address); err != nil {
+			return fmt.Errorf("status.addresses[%d].address: %q is not an IP address", i, a.Address)
 		}
 	}
 	return nil

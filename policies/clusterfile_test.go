@@ -1,10 +1,16 @@
 package policies
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestReadSnapshotFormats(t *testing.T) {
@@ -119,4 +125,40 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatalf("accepted input generated an invalid policy: %v", inv.Err)
 		}
 	})
+}
+
+// TestSnapshotFromObject: an object already decoded reads as the file
+// that holds only it: the same snapshot, notes and errors.
+func TestSnapshotFromObject(t *testing.T) {
+	article, err := os.ReadFile(filepath.Join("..", "testdata", "article-cluster.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := []string{
+		string(article),
+		"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: a}}\n- {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: web, namespace: default, labels: {kubernetes.io/service-name: web}}}\n",
+		"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n",
+		"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Node, metadata: {name: node1}, status: {addresses: [{type: InternalIP, address: 10.0.0.300}]}}\n",
+		"apiVersion: v1\nkind: List\nitems: [1]",
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {k: 'v v'}}",
+		"kind: Namespace\nmetadata: {name: a}",
+	}
+	for _, in := range inputs {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(in), &obj); err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantNotes, wantErr := ReadSnapshot("in.yaml", data)
+		got, gotNotes, gotErr := SnapshotFromObject("in.yaml", obj)
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("%.60q: error %v, want %v", in, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotNotes, wantNotes) {
+			t.Errorf("%.60q: got %+v, %q\nwant %+v, %q", in, got, gotNotes, want, wantNotes)
+		}
+	}
 }

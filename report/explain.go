@@ -45,7 +45,7 @@ func ExplainText(w io.Writer, e Explanation) error {
 		p.line("Verdict:    %s.", summaryText(s))
 		for _, g := range groupSegments(s.Segments) {
 			p.line("")
-			p.line("On %s %s: %s: %s.", s.Protocol, rangesText(g.ports), headline(g.result.Verdict), g.result.Reason)
+			p.line("On %s %s: %s: %s.", s.Protocol, evaluator.RangesText(g.ports), headline(g.result.Verdict), g.result.Reason)
 			p.result(&g.result, "  ")
 		}
 	}
@@ -89,19 +89,7 @@ func summaryText(s *evaluator.Summary) string {
 	case evaluator.Partial:
 		return "PARTIAL: allowed on " + s.AllowedText() + " only"
 	}
-	return "INDETERMINATE on " + evaluatorPorts(s.Protocol, s.Undecided)
-}
-
-func evaluatorPorts(protocol string, r []evaluator.PortRange) string {
-	return protocol + " " + rangesText(r)
-}
-
-func rangesText(rs []evaluator.PortRange) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = r.String()
-	}
-	return strings.Join(parts, ", ")
+	return "INDETERMINATE on " + s.UndecidedText()
 }
 
 // segmentGroup is port ranges that ended the same way.
@@ -223,7 +211,7 @@ func tierLine(s *evaluator.Side, name, dir string) string {
 		}
 		order := "no order"
 		if t.Order != nil {
-			order = "order " + formatFloat(*t.Order)
+			order = "order " + evaluator.FormatOrder(*t.Order)
 		}
 		return fmt.Sprintf("Tier %s (%s): %d %s it for %s, in evaluation order:", name, order, len(t.Policies), plural(len(t.Policies), "policy selects", "policies select"), dir)
 	}
@@ -244,8 +232,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-func formatFloat(f float64) string {
-	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%f", f), "0"), ".")
 }

@@ -70,11 +70,11 @@ func ExplainJSON(w io.Writer, e Explanation) error {
 		out.Verdict, out.Reason = string(s.Verdict), summaryText(s)
 		out.Source, out.Destination = s.Segments[0].Result.Src.String(), s.Segments[0].Result.Dst.String()
 		if len(s.Allowed) > 0 {
-			out.Allowed = rangesText(s.Allowed)
+			out.Allowed = evaluator.RangesText(s.Allowed)
 		}
 		for _, g := range groupSegments(s.Segments) {
 			out.ByPort = append(out.ByPort, jsonResult{
-				Verdict: string(g.result.Verdict), Reason: g.result.Reason, Ports: rangesText(g.ports),
+				Verdict: string(g.result.Verdict), Reason: g.result.Reason, Ports: evaluator.RangesText(g.ports),
 				Egress: sideJSON(&g.result.Egress), Ingress: sideJSON(&g.result.Ingress),
 			})
 		}

@@ -65,9 +65,9 @@ func cellDetail(protocol string, c evaluator.Cell) string {
 		what := fmt.Sprintf("%d of %d pod pairs allowed", c.Allowed, c.Pairs)
 		switch {
 		case c.Partial == c.Pairs:
-			what = fmt.Sprintf("all %d pod pairs allowed only on %s %s", c.Pairs, protocol, rangesText(c.Ports))
+			what = fmt.Sprintf("all %d pod pairs allowed only on %s %s", c.Pairs, protocol, evaluator.RangesText(c.Ports))
 		case c.Partial > 0:
-			what += fmt.Sprintf(" (%d of them only on %s %s)", c.Partial, protocol, rangesText(c.Ports))
+			what += fmt.Sprintf(" (%d of them only on %s %s)", c.Partial, protocol, evaluator.RangesText(c.Ports))
 		}
 		parts = append(parts, what)
 	case evaluator.Indeterminate:
@@ -102,7 +102,7 @@ func changes(today, future *evaluator.Matrix) []change {
 				continue
 			}
 			t := today.Cells[i][j]
-			if t.Verdict == f.Verdict && t.Allowed == f.Allowed && rangesText(t.Ports) == rangesText(f.Ports) {
+			if t.Verdict == f.Verdict && t.Allowed == f.Allowed && evaluator.RangesText(t.Ports) == evaluator.RangesText(f.Ports) {
 				continue
 			}
 			out = append(out, change{from: i, to: j, today: t, future: f, todayV: cellText(t), futurV: cellText(f),

@@ -39,7 +39,7 @@ func MatrixCSV(w io.Writer, r MatrixReport) error {
 }
 
 func cellCSV(c evaluator.Cell) []string {
-	return []string{string(c.Verdict), rangesText(c.Ports), fmt.Sprint(c.Pairs), fmt.Sprint(c.Allowed), fmt.Sprint(c.Denied), fmt.Sprint(c.Undecided), strings.Join(c.AllowedBy, "; "), strings.Join(c.DeniedBy, "; "), c.Reason}
+	return []string{string(c.Verdict), evaluator.RangesText(c.Ports), fmt.Sprint(c.Pairs), fmt.Sprint(c.Allowed), fmt.Sprint(c.Denied), fmt.Sprint(c.Undecided), strings.Join(c.AllowedBy, "; "), strings.Join(c.DeniedBy, "; "), c.Reason}
 }
 
 // previewCSV is the comparison's columns for the cell from a to b (today
@@ -56,5 +56,5 @@ func previewCSV(today evaluator.Cell, p *preview, a, b string) []string {
 	case gains(today, f):
 		change = "gain"
 	}
-	return []string{string(f.Verdict), rangesText(f.Ports), fmt.Sprint(f.Allowed), strings.Join(f.AllowedBy, "; "), strings.Join(f.DeniedBy, "; "), change}
+	return []string{string(f.Verdict), evaluator.RangesText(f.Ports), fmt.Sprint(f.Allowed), strings.Join(f.AllowedBy, "; "), strings.Join(f.DeniedBy, "; "), change}
 }

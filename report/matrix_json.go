@@ -88,5 +88,5 @@ func cellJSON(a, b string, c evaluator.Cell) jsonCell {
 	if v == "" {
 		v = "none"
 	}
-	return jsonCell{From: a, To: b, Verdict: v, Ports: rangesText(c.Ports), Pairs: c.Pairs, Allowed: c.Allowed, Denied: c.Denied, Undecided: c.Undecided, AllowedBy: c.AllowedBy, DeniedBy: c.DeniedBy, Reason: c.Reason}
+	return jsonCell{From: a, To: b, Verdict: v, Ports: evaluator.RangesText(c.Ports), Pairs: c.Pairs, Allowed: c.Allowed, Denied: c.Denied, Undecided: c.Undecided, AllowedBy: c.AllowedBy, DeniedBy: c.DeniedBy, Reason: c.Reason}
 }

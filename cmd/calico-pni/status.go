@@ -21,7 +21,7 @@ import (
 // daemon has not passed over it, or does not run.
 const stateUnknown policies.State = "unknown"
 
-var shownStates = []policies.State{policies.Isolated, policies.Exempt, policies.Open, policies.Error, stateUnknown}
+var shownStates = []policies.State{policies.Isolated, policies.Staged, policies.Exempt, policies.Open, policies.Error, stateUnknown}
 
 // statusRow is one namespace as `calico-pni status` shows it; in JSON, the
 // namespace's name followed by its status as the daemon wrote it.
@@ -35,7 +35,7 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster configuration, else $KUBECONFIG)")
 	output := fs.String("o", "", "output format: wide (every problem, the policies' names) or json")
 	project := fs.String("project", "", "show only the namespaces of this Rancher project (p-xxxxx, or cluster:project as in field.cattle.io/projectId)")
-	state := fs.String("state", "", "show only namespaces in these states, comma-separated: isolated, exempt, open, error, unknown")
+	state := fs.String("state", "", "show only namespaces in these states, comma-separated: isolated, staged, exempt, open, error, unknown")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: "+prog+" status [flags]\n\nShows every namespace with the status calico-pni wrote on it (calico-pni.io/status):\nits state, project, number of policies, and why, or its first problem. A namespace\nwithout a status is shown as unknown.\n\nExit codes: 0 no namespace shown is in error, 1 a namespace shown is in error or the\ncluster could not be read, 2 usage.\n\nFlags:")
@@ -117,7 +117,7 @@ func parseStates(s string) ([]policies.State, error) {
 	for _, part := range strings.Split(s, ",") {
 		st := policies.State(strings.TrimSpace(part))
 		if !slices.Contains(shownStates, st) {
-			return nil, fmt.Errorf("--state %q: use isolated, exempt, open, error or unknown, comma-separated", part)
+			return nil, fmt.Errorf("--state %q: use isolated, staged, exempt, open, error or unknown, comma-separated", part)
 		}
 		out = append(out, st)
 	}

@@ -68,6 +68,7 @@ func TestStatus(t *testing.T) {
 			t.Error(err)
 		}
 		_ = e.DeleteNamespace(context.Background(), "status-newcomer")
+		_ = e.DeleteNamespace(context.Background(), "status-staged")
 		_ = e.Kube.CoordinationV1().Leases("default").Delete(context.Background(), "calico-pni", metav1.DeleteOptions{})
 	})
 
@@ -103,6 +104,18 @@ func TestStatus(t *testing.T) {
 	if _, err := e.Kube.CoreV1().Namespaces().Create(ctx, testbed.Namespace("status-newcomer", "c-m4x7q", "p-b6jcw"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The daemon stages isolation only on Calico 3.30 and later, and this
+	// API server stands for 3.28: one namespace is given by hand the status
+	// the daemon writes on the namespaces of a staged project.
+	staged := testbed.Namespace("status-staged", "c-m4x7q", "p-mcb29")
+	staged.Annotations[policies.StatusAnnotation] = policies.Status{
+		State: policies.Staged, Project: "p-mcb29",
+		Reason:   "in project p-mcb29; staged, not enforced (projects.stage): Calico's flow logs show what isolation would deny",
+		Policies: []string{"pni-staged-project-p-mcb29"},
+	}.Encode()
+	if _, err := e.Kube.CoreV1().Namespaces().Create(ctx, staged, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]policies.Status{}
 	var inError []string
 	for name, value := range serverStatuses(t, e) {
@@ -120,8 +133,8 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	slices.Sort(inError)
-	if len(inError) == 0 || want["status-newcomer"].State != stateUnknown || want["shop"].State != policies.Isolated {
-		t.Fatalf("the fixture should give error, unknown and isolated namespaces: %+v", want)
+	if len(inError) == 0 || want["status-newcomer"].State != stateUnknown || want["shop"].State != policies.Isolated || want["status-staged"].State != policies.Staged {
+		t.Fatalf("the fixture should give error, unknown, isolated and staged namespaces: %+v", want)
 	}
 
 	t.Run("table", func(t *testing.T) {
@@ -184,6 +197,8 @@ func TestStatus(t *testing.T) {
 			{[]string{"--state", "isolated,exempt"}, func(s policies.Status) bool { return s.State == policies.Isolated || s.State == policies.Exempt }},
 			{[]string{"--state", "error"}, func(s policies.Status) bool { return s.State == policies.Error }},
 			{[]string{"--state", "unknown"}, func(s policies.Status) bool { return s.State == stateUnknown }},
+			{[]string{"--state", "staged"}, func(s policies.Status) bool { return s.State == policies.Staged }},
+			{[]string{"--state", "staged,isolated"}, func(s policies.Status) bool { return s.State == policies.Staged || s.State == policies.Isolated }},
 			{[]string{"--project", "p-mcb29", "--state", "open"}, func(s policies.Status) bool { return false }},
 		} {
 			args := append([]string{"status", "--kubeconfig", kubeconfig, "-o", "json"}, tt.args...)
@@ -247,7 +262,7 @@ current-context: c
 		stderr string
 	}{
 		{[]string{"status", "-o", "yaml"}, exitUsage, `-o "yaml": use wide or json`},
-		{[]string{"status", "--state", "isolated,broken"}, exitUsage, `--state "broken": use isolated, exempt, open, error or unknown`},
+		{[]string{"status", "--state", "isolated,broken"}, exitUsage, `--state "broken": use isolated, staged, exempt, open, error or unknown`},
 		{[]string{"status", "extra"}, exitUsage, `unexpected arguments ["extra"]`},
 		{[]string{"status", "-h"}, exitOK, "1 a namespace shown is in error"},
 		{[]string{"status", "--kubeconfig", filepath.Join(dir, "missing")}, exitInvalid, "--kubeconfig"},

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -67,19 +66,14 @@ type Write struct {
 	// Verb is create, update, patch or delete.
 	Verb string
 	// Resource is the plural resource, with its subresource if any
-	// ("namespaces/status"); Group its API group ("" for core).
-	Resource, Group string
-	Namespace, Name string
+	// ("namespaces/status").
+	Resource, Name string
 	// Object is what the API server stored (nil when the log has no
 	// body, for a delete whose answer is a Status).
 	Object *unstructured.Unstructured
 	// Request is the request body: the patch of a patch, the object of a
 	// create or update.
 	Request json.RawMessage
-	// ResourceVersion is the object's resourceVersion after the write (0
-	// when the answer was a Status, as for the delete of a custom
-	// resource).
-	ResourceVersion int64
 	// Received and Done are when the API server received the request and
 	// finished it; the write was committed in between.
 	Received, Done time.Time
@@ -161,8 +155,6 @@ type auditEvent struct {
 	ObjectRef *struct {
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
-		APIGroup    string `json:"apiGroup"`
-		Namespace   string `json:"namespace"`
 		Name        string `json:"name"`
 	} `json:"objectRef"`
 	ResponseStatus *struct {
@@ -188,9 +180,8 @@ func parseAuditEvent(line []byte) (Write, bool, error) {
 		return Write{}, false, nil
 	}
 	w := Write{
-		Writer: ev.User.Username, Verb: ev.Verb, Resource: ev.ObjectRef.Resource, Group: ev.ObjectRef.APIGroup,
-		Namespace: ev.ObjectRef.Namespace, Name: ev.ObjectRef.Name, Request: ev.RequestObject,
-		Received: ev.RequestReceivedTimestamp, Done: ev.StageTimestamp,
+		Writer: ev.User.Username, Verb: ev.Verb, Resource: ev.ObjectRef.Resource, Name: ev.ObjectRef.Name,
+		Request: ev.RequestObject, Received: ev.RequestReceivedTimestamp, Done: ev.StageTimestamp,
 	}
 	if ev.ImpersonatedUser != nil && ev.ImpersonatedUser.Username != "" {
 		w.Writer = ev.ImpersonatedUser.Username
@@ -200,7 +191,6 @@ func parseAuditEvent(line []byte) (Write, bool, error) {
 	}
 	if ev.ResponseObject != nil && ev.ResponseObject["kind"] != "Status" {
 		w.Object = &unstructured.Unstructured{Object: ev.ResponseObject}
-		w.ResourceVersion, _ = strconv.ParseInt(w.Object.GetResourceVersion(), 10, 64)
 	}
 	return w, true, nil
 }

@@ -24,8 +24,25 @@ import (
 // over once the lease has expired and follows the changes. When the old
 // leader's process continues, it still believes it leads, with events
 // queued; it must stand down without writing. The API server's audit log
-// shows who wrote what: the two replicas' writes never overlap, and the
-// old leader writes nothing after it was stopped.
+// shows who wrote what: the old leader sends no write after it continues,
+// and the two replicas' writes never overlap.
+//
+// The leader is stopped while a change is on its way to it, so it may be
+// in the middle of a pass or of a lease renewal (one every retry period):
+// a request it sent just before it froze can reach the API server after
+// the test sent the signal (an earlier form of this test counted such
+// requests as faults). Such a write was
+// sent while the leader held the lease, and is not a fault. What the test
+// holds the daemon to is what it controls: nothing it sends once it runs
+// again. The process is frozen (every thread stopped, read from /proc)
+// from "stopped" to "resumed", so a write the API server received in
+// between was sent before the freeze.
+//
+// What no lease-based leader election can rule out (Kubernetes leases
+// carry no fencing token) is a request frozen half sent, its headers on
+// the wire and its body not, which completes when the process continues.
+// The window is the few microseconds between the two, and the overlap
+// check below would report it.
 func TestLeaderFailoverTheHardWay(t *testing.T) {
 	e := testbed.Need(t, env)
 	loadFixtureOnce(t, e)
@@ -88,6 +105,7 @@ func TestLeaderFailoverTheHardWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	procs[leader].signal(t, syscall.SIGSTOP)
+	procs[leader].waitStopped(t)
 	stopped := time.Now()
 	moveNamespace(t, e, "shop-batch", "p-mcb29")
 
@@ -124,13 +142,19 @@ func TestLeaderFailoverTheHardWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lastOld, firstNew time.Time
+	inFlight := 0
 	for _, w := range writes {
 		switch w.Writer {
 		case leader:
-			if w.Received.After(stopped) {
-				t.Errorf("the old leader wrote after it was stopped (resumed %s after the stop): %s at %s", resumed.Sub(stopped).Round(time.Millisecond), w, w.Received.Format(time.StampMicro))
+			switch {
+			case !w.Received.Before(resumed):
+				t.Errorf("the old leader wrote after it continued (it was stopped for %s): %s received at %s", resumed.Sub(stopped).Round(time.Millisecond), w, w.Received.Format(time.StampMicro))
+			case w.Received.After(stopped):
+				inFlight++
 			}
-			lastOld = w.Done
+			if w.Done.After(lastOld) {
+				lastOld = w.Done
+			}
 		case standby:
 			if firstNew.IsZero() {
 				firstNew = w.Received
@@ -143,7 +167,13 @@ func TestLeaderFailoverTheHardWay(t *testing.T) {
 	if !lastOld.IsZero() && !lastOld.Before(firstNew) {
 		t.Errorf("the leaders' writes overlap: the old leader's last ended %s, the new leader's first began %s", lastOld.Format(time.StampMicro), firstNew.Format(time.StampMicro))
 	}
-	t.Logf("the standby took over %s after the leader stopped (lease 4s)", tookOver.Round(time.Millisecond))
+	if t.Failed() {
+		t.Logf("stopped %s, resumed %s; the writes since the daemons started:", stopped.Format(time.StampMicro), resumed.Format(time.StampMicro))
+		for _, w := range writes {
+			t.Logf("  %s received %s done %s", w, w.Received.Format(time.StampMicro), w.Done.Format(time.StampMicro))
+		}
+	}
+	t.Logf("the standby took over %s after the leader stopped (lease 4s); %d of the old leader's writes were on their way when it froze", tookOver.Round(time.Millisecond), inFlight)
 }
 
 // moveNamespace sets a namespace's project as Rancher does (annotation and

@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -62,4 +65,34 @@ func (p *process) signal(t *testing.T, sig syscall.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("%s: %v", p.name, err)
 	}
+}
+
+// waitStopped waits until every thread of the process is stopped by a
+// SIGSTOP it was sent. kill(2) returns once the signal is queued; a thread
+// running on another CPU stops a moment later and may still send a
+// request in that moment.
+func (p *process) waitStopped(t *testing.T) {
+	t.Helper()
+	testbed.Eventually(t, 10*time.Second, func() error {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.cmd.Process.Pid))
+		if err != nil || len(tasks) == 0 {
+			return fmt.Errorf("%s: no threads in /proc: %v", p.name, err)
+		}
+		for _, task := range tasks {
+			stat, err := os.ReadFile(task)
+			if err != nil {
+				return err
+			}
+			// The state follows the command name, which is in
+			// parentheses: "pid (comm) S ...".
+			i := strings.LastIndexByte(string(stat), ')')
+			if i < 0 || i+2 >= len(stat) {
+				return fmt.Errorf("%s: unreadable %s", p.name, task)
+			}
+			if state := stat[i+2]; state != 'T' && state != 't' {
+				return fmt.Errorf("%s: thread %s is in state %c, not stopped", p.name, filepath.Base(filepath.Dir(task)), state)
+			}
+		}
+		return nil
+	})
 }

@@ -38,11 +38,12 @@ import (
 // from "stopped" to "resumed", so a write the API server received in
 // between was sent before the freeze.
 //
-// What no lease-based leader election can rule out (Kubernetes leases
-// carry no fencing token) is a request frozen half sent, its headers on
-// the wire and its body not, which completes when the process continues.
-// The window is the few microseconds between the two, and the overlap
-// check below would report it.
+// A request that passed the fence's first check just before the freeze
+// must still not go out after it: the fence checks again on the socket
+// (fence.go). What no lease-based leader election can rule out (Kubernetes
+// leases carry no fencing token) is a process frozen inside that last
+// system call, or with a request half sent, its headers on the wire and
+// its body not; the overlap check below would report it.
 func TestLeaderFailoverTheHardWay(t *testing.T) {
 	e := testbed.Need(t, env)
 	loadFixtureOnce(t, e)

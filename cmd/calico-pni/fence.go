@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/transport"
 )
 
 // leaseFence lets the daemon's writes through only while this replica holds
@@ -23,12 +26,25 @@ import (
 // the last renewal, which the leader sent before that. So a write sent
 // within the renew deadline of sending a renewal that succeeded is safe,
 // with the difference of the two durations as the margin for the write to
-// reach the API server. Every write of the controller passes through this
-// check, just before it goes on the wire.
+// reach the API server.
+//
+// Every write of the controller passes the check twice: when the request
+// is made (which gives the clear error), and again for every chunk of bytes
+// it puts on the socket, since writes travel on connections of their own
+// (writeTransport). The second check is what holds when the process froze
+// after the first: between a request's start and its bytes on the wire lie
+// a goroutine switch and the HTTP/2 framing, long enough for a SIGSTOP to
+// land in (the failover test caught one there: a create went out after
+// the resume, under a lease another replica held). After the second check
+// only a system call remains.
 type leaseFence struct {
 	resourcelock.Interface
 	// window is how long after sending a successful renewal writes may go.
 	window time.Duration
+	// writes carries the requests that change state, on connections
+	// whose every write checks the fence (nil: they share the reads'
+	// transport, as in unit tests).
+	writes http.RoundTripper
 	// origin and renewed measure time on the monotonic clock.
 	origin  time.Time
 	renewed atomic.Int64 // nanoseconds since origin; 0 when not holding
@@ -78,7 +94,8 @@ func (f *leaseFence) check() error {
 }
 
 // wrap guards a transport: requests that change state are refused when the
-// fence is closed. Reads, the lease itself and events are never held back.
+// fence is closed, and go on the fenced connections of writeTransport.
+// Reads, the lease itself and events are never held back.
 func (f *leaseFence) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		switch req.Method {
@@ -88,10 +105,63 @@ func (f *leaseFence) wrap(rt http.RoundTripper) http.RoundTripper {
 				if err := f.check(); err != nil {
 					return nil, err
 				}
+				if f.writes != nil {
+					return f.writes.RoundTrip(req)
+				}
 			}
 		}
 		return rt.RoundTrip(req)
 	})
+}
+
+// useWriteTransport gives the guarded writes a transport of their own to
+// the API server of cfg: the same TLS settings and proxy, and connections
+// whose every write checks the fence (fencedConn). It is the bare
+// transport: the requests that reach wrap already carry their credentials,
+// user agent and impersonation, which client-go adds outside it.
+func (f *leaseFence) useWriteTransport(cfg *rest.Config) error {
+	tc, err := cfg.TransportConfig()
+	if err != nil {
+		return fmt.Errorf("the transport for writes: %w", err)
+	}
+	dial := (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if tc.DialHolder != nil {
+		dial = tc.DialHolder.Dial
+	}
+	bare := &transport.Config{
+		TLS:                tc.TLS,
+		Proxy:              tc.Proxy,
+		DisableCompression: tc.DisableCompression,
+		DialHolder: &transport.DialHolder{Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			conn, err := dial(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			return &fencedConn{Conn: conn, fence: f}, nil
+		}},
+	}
+	rt, err := transport.New(bare)
+	if err != nil {
+		return fmt.Errorf("the transport for writes: %w", err)
+	}
+	f.writes = rt
+	return nil
+}
+
+// fencedConn is a connection that carries writes to the API server: it
+// sends nothing while the fence is closed. A refused write breaks the
+// connection (TLS does not resume after a failed write); the next write
+// request dials a new one.
+type fencedConn struct {
+	net.Conn
+	fence *leaseFence
+}
+
+func (c *fencedConn) Write(b []byte) (int, error) {
+	if err := c.fence.check(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

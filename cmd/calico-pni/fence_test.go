@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
@@ -39,6 +43,10 @@ func TestLeaseFence(t *testing.T) {
 		return httptest.NewRecorder().Result(), nil
 	})
 	rt := f.wrap(backend)
+	f.writes = roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		sent = append(sent, "fenced "+r.Method+" "+r.URL.Path)
+		return httptest.NewRecorder().Result(), nil
+	})
 	do := func(method, path string) error {
 		req := httptest.NewRequest(method, "https://api"+path, nil)
 		_, err := rt.RoundTrip(req)
@@ -85,9 +93,69 @@ func TestLeaseFence(t *testing.T) {
 	want := []string{
 		"GET " + write, "PUT /apis/coordination.k8s.io/v1/namespaces/x/leases/calico-pni",
 		"POST /api/v1/namespaces/default/events", "PATCH /api/v1/namespaces/default/events/e1",
-		"PATCH /api/v1/namespaces/shop", "POST " + write,
+		"fenced PATCH /api/v1/namespaces/shop", "fenced POST " + write,
 	}
 	if strings.Join(sent, "\n") != strings.Join(want, "\n") {
 		t.Errorf("requests that reached the server:\n%s\nwant:\n%s", strings.Join(sent, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The second check: a write request that passed the first check before the
+// process froze, and goes on when it continues, must not reach the API
+// server. The test sends it on the real write transport (HTTP/2 over TLS,
+// as to an API server) after closing the fence behind the first check's
+// back.
+func TestFencedConnections(t *testing.T) {
+	var received []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received = append(received, r.Proto+" "+r.Method+" "+r.URL.Path)
+	}))
+	srv.EnableHTTP2 = true
+	// The refused handshake of the first write shows in the server's
+	// log as an EOF; the test reads what the server received instead.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+
+	f := newLeaseFence(&fakeLock{}, time.Hour)
+	if err := f.useWriteTransport(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(path string) error {
+		req, err := http.NewRequest(http.MethodPatch, srv.URL+path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := f.writes.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := send("/api/v1/namespaces/before"); err == nil || !strings.Contains(err.Error(), "does not hold the leader lease") {
+		t.Errorf("a write on the fenced transport before leading: %v", err)
+	}
+	if err := f.Update(context.Background(), resourcelock.LeaderElectionRecord{HolderIdentity: "me_1234"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("/api/v1/namespaces/leading"); err != nil {
+		t.Errorf("a write while leading: %v", err)
+	}
+	// The lease runs out while the connection is open.
+	f.renewed.Store(f.now() - int64(2*time.Hour))
+	if err := send("/api/v1/namespaces/frozen"); err == nil || !strings.Contains(err.Error(), "last renewed") {
+		t.Errorf("a write on an open connection after the lease ran out: %v", err)
+	}
+	// Renewed again: a new connection carries the writes.
+	if err := f.Update(context.Background(), resourcelock.LeaderElectionRecord{HolderIdentity: "me_1234"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("/api/v1/namespaces/again"); err != nil {
+		t.Errorf("a write after renewing again: %v", err)
+	}
+	want := "HTTP/2.0 PATCH /api/v1/namespaces/leading\nHTTP/2.0 PATCH /api/v1/namespaces/again"
+	if got := strings.Join(received, "\n"); got != want {
+		t.Errorf("the server received:\n%s\nwant:\n%s", got, want)
 	}
 }

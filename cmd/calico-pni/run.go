@@ -203,6 +203,9 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 	writes := restCfg
 	if f.leaderElect {
 		d.lock = newLeaseLock(f, electionKube)
+		if err := d.lock.useWriteTransport(restCfg); err != nil {
+			return nil, err
+		}
 		writes = rest.CopyConfig(restCfg)
 		writes.Wrap(d.lock.wrap)
 	}

@@ -78,9 +78,12 @@ func daemonMetrics(t *testing.T, e *testbed.Env, bin string) map[string]bool {
 	p := start(t, bin, "run", "--kubeconfig", kubeconfig, "--dry-run", "--leader-elect=false",
 		"--http-address", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "text", "--pod-namespace", "default")
 	// /metrics once a pass has completed: the Calico API and the namespace
-	// states are set by the first pass.
+	// states are set by the first pass. The scrape that first shows the
+	// pass may have read the other metrics before the pass set them (the
+	// registry reads each metric on its own, not as one snapshot), so
+	// the names come from the scrape after it.
 	var families map[string]*dto.MetricFamily
-	testbed.Eventually(t, 60*time.Second, func() error {
+	scrape := func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("calico-pni run exited: %v", p.err)
@@ -94,6 +97,12 @@ func daemonMetrics(t *testing.T, e *testbed.Env, bin string) map[string]bool {
 		if families, err = parser.TextToMetricFamilies(strings.NewReader(body)); err != nil {
 			t.Fatalf("/metrics is not Prometheus' text format: %v", err)
 		}
+		return nil
+	}
+	testbed.Eventually(t, 60*time.Second, func() error {
+		if err := scrape(); err != nil {
+			return err
+		}
 		for _, m := range families["calico_pni_passes_total"].GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "result" && l.GetValue() == "ok" && m.GetCounter().GetValue() > 0 {
@@ -103,6 +112,9 @@ func daemonMetrics(t *testing.T, e *testbed.Env, bin string) map[string]bool {
 		}
 		return fmt.Errorf("no pass has completed yet")
 	})
+	if err := scrape(); err != nil {
+		t.Fatal(err)
+	}
 	names := map[string]bool{}
 	for name, f := range families {
 		if len(f.GetMetric()) == 0 {

@@ -31,7 +31,7 @@ import (
 // Every write of the controller passes the check twice: when the request
 // is made (which gives the clear error), and again for every chunk of bytes
 // it puts on the socket, since writes travel on connections of their own
-// (writeTransport). The second check is what holds when the process froze
+// (useWriteTransport). The second check is what holds when the process froze
 // after the first: between a request's start and its bytes on the wire lie
 // a goroutine switch and the HTTP/2 framing, long enough for a SIGSTOP to
 // land in (the failover test caught one there: a create went out after
@@ -94,7 +94,7 @@ func (f *leaseFence) check() error {
 }
 
 // wrap guards a transport: requests that change state are refused when the
-// fence is closed, and go on the fenced connections of writeTransport.
+// fence is closed, and go on the fenced connections of useWriteTransport.
 // Reads, the lease itself and events are never held back.
 func (f *leaseFence) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {

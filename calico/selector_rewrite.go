@@ -138,3 +138,43 @@ func RequiredEqs(s Selector) [][2]string {
 	}
 	return nil
 }
+
+// ReplaceTerms returns s with every comparison on key replaced by what fn
+// returns for it (fn is called with the term; all() and global() are left
+// as they are). The result is rebuilt with And, Or and Not, so it prints
+// as any other selector.
+func ReplaceTerms(s Selector, key string, fn func(Term) Selector) Selector {
+	switch x := s.(type) {
+	case hasSel:
+		if x.key == key {
+			return fn(Term{Key: x.key, Op: "has"})
+		}
+	case cmpSel:
+		if x.key == key {
+			return fn(Term{Key: x.key, Op: x.op, Values: []string{x.value}})
+		}
+	case setSel:
+		if x.key == key {
+			op := "in"
+			if x.not {
+				op = "not in"
+			}
+			return fn(Term{Key: x.key, Op: op, Values: x.values})
+		}
+	case notSel:
+		return Not(ReplaceTerms(x.x, key, fn))
+	case andSel:
+		out := make([]Selector, len(x.xs))
+		for i, y := range x.xs {
+			out[i] = ReplaceTerms(y, key, fn)
+		}
+		return And(out...)
+	case orSel:
+		out := make([]Selector, len(x.xs))
+		for i, y := range x.xs {
+			out[i] = ReplaceTerms(y, key, fn)
+		}
+		return Or(out...)
+	}
+	return s
+}

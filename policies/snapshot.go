@@ -15,14 +15,17 @@
 package policies
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/rancher"
 )
 
 // Namespace is what the generator reads of a namespace.
@@ -215,4 +218,39 @@ func APIEndpointsFrom(slices_ []*discoveryv1.EndpointSlice) []APIEndpoint {
 		return a.Port - b.Port
 	})
 	return slices.Compact(out)
+}
+
+// WithProjects returns the snapshot with the given namespaces in the given
+// projects ("" for none), as if Rancher had put them there. A pass that
+// finishes a move that was interrupted plans on it, so that the move ends
+// where it was planned to end (package plan, InTransit).
+func (s Snapshot) WithProjects(projects map[string]string) Snapshot {
+	out := s
+	out.Namespaces = slices.Clone(s.Namespaces)
+	for i, ns := range out.Namespaces {
+		p, ok := projects[ns.Name]
+		if !ok {
+			continue
+		}
+		labels, annotations := maps.Clone(ns.Labels), maps.Clone(ns.Annotations)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		cluster := "local"
+		if c, _, found := strings.Cut(annotations[rancher.ProjectIDKey], ":"); found {
+			cluster = c
+		}
+		if p == "" {
+			delete(labels, rancher.ProjectIDKey)
+			delete(annotations, rancher.ProjectIDKey)
+		} else {
+			labels[rancher.ProjectIDKey] = p
+			annotations[rancher.ProjectIDKey] = cluster + ":" + p
+		}
+		out.Namespaces[i] = Namespace{Name: ns.Name, Labels: labels, Annotations: annotations}
+	}
+	return out
 }

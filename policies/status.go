@@ -20,6 +20,12 @@ const (
 	// with it instead of Rancher's label, which anyone who can edit the
 	// namespace can change.
 	ProjectLabel = "calico-pni.io/project"
+	// ProjectBeforeLabel and ProjectAfterLabel carry a namespace's old and
+	// new project while several namespaces move at once (transit.go); ""
+	// stands for no project. Only plans of package plan write them, and
+	// only for the length of one transition.
+	ProjectBeforeLabel = "calico-pni.io/project-before"
+	ProjectAfterLabel  = "calico-pni.io/project-after"
 	// StatusAnnotation holds the namespace's Status as JSON.
 	StatusAnnotation = "calico-pni.io/status"
 	// LabelPrefix is the prefix of every key above.
@@ -70,6 +76,10 @@ type Status struct {
 	// open the namespace's walls (package exposures). They are
 	// information, not problems: the namespace stays isolated.
 	Exposures []Exposure `json:"exposures,omitempty"`
+	// Transition, while the namespace moves between projects together
+	// with others (transit labels), says from where to where; the status
+	// that ends the move has none.
+	Transition string `json:"transition,omitempty"`
 }
 
 // Exposure is one rule of a policy, not written by calico-pni, that lets

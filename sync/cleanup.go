@@ -2,20 +2,21 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/calico-pni/calico-pni/calico"
-	"github.com/calico-pni/calico-pni/policies"
+	"github.com/calico-pni/calico-pni/plan"
 )
 
 // CleanupResult counts what Cleanup removed.
@@ -25,95 +26,137 @@ type CleanupResult struct {
 	Tiers      int
 }
 
-// Cleanup removes everything calico-pni wrote, in the order that never
-// denies more than before: first the calico-pni labels and status of every
-// namespace (removing the isolated label switches isolation off at once),
-// then the baseline policies, then the allow policies, in every Calico API
-// the cluster serves. It deletes only objects that carry calico-pni's
-// managed-by label.
-func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, disc discovery.DiscoveryInterface, log *slog.Logger) (CleanupResult, error) {
+// CleanupOptions configure Cleanup.
+type CleanupOptions struct {
+	// Workers is how many writes run at once within a step.
+	Workers int
+	// Settle is how long the policy deletes wait after the last namespace
+	// left isolation, for Calico's dataplane to apply it (DefaultSettle).
+	Settle time.Duration
+	Log    *slog.Logger
+}
+
+// Cleanup removes everything calico-pni wrote, in the order of
+// plan.Cleanup: every namespace leaves isolation first (in parallel),
+// then the project labels and statuses go, then, once the dataplane has
+// had the settle time, the baseline, the other policies and the tiers, in
+// every Calico API the cluster serves. It deletes only objects that carry
+// calico-pni's managed-by label. Run again after it stopped half way, it
+// finishes the job.
+func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, disc discovery.DiscoveryInterface, o CleanupOptions) (CleanupResult, error) {
 	var res CleanupResult
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	namespaces, err := listNamespaces(ctx, kube)
 	if err != nil {
-		return res, fmt.Errorf("listing namespaces: %w", err)
+		return res, err
 	}
+	var managed []*unstructured.Unstructured
 	var errs []error
-	for _, ns := range list.Items {
-		labels := map[string]any{}
-		for k := range ownLabels(ns.Labels) {
-			labels[k] = nil
-		}
-		meta := map[string]any{}
-		if len(labels) > 0 {
-			meta["labels"] = labels
-		}
-		if _, ok := ns.Annotations[policies.StatusAnnotation]; ok {
-			meta["annotations"] = map[string]any{policies.StatusAnnotation: nil}
-		}
-		if len(meta) == 0 {
-			continue
-		}
-		patch, _ := json.Marshal(map[string]any{"metadata": meta})
-		if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-			errs = append(errs, fmt.Errorf("namespace %s: %w", ns.Name, err))
-			continue
-		}
-		res.Namespaces++
-	}
-	if len(errs) > 0 {
-		// Policies stay until every namespace is released: deleting them
-		// first could leave a namespace isolated without its allows.
-		return res, errors.Join(errs...)
-	}
-
+	var api calico.API
 	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
-		api := calico.API{Group: group}
-		served, err := servesPolicies(disc, api.GroupVersion().String())
+		a := calico.API{Group: group}
+		served, err := servesPolicies(disc, a.GroupVersion().String())
 		if err != nil {
-			log.Warn("skipping a Calico API that does not answer", "api", api.GroupVersion().String(), "error", err)
+			log.Warn("skipping a Calico API that does not answer", "api", a.GroupVersion().String(), "error", err)
 			continue
 		}
 		if !served.policies {
 			continue
 		}
-		api.Staged = served.staged
-		managed, err := listManaged(ctx, dyn, api)
+		a.Staged = served.staged
+		api = a
+		list, err := listManaged(ctx, dyn, a)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		failed := false
-		for _, d := range removalOrder(api, managed) {
-			if err := deleteManaged(ctx, dyn, api, d.object); err != nil {
-				errs = append(errs, err)
-				failed = true
-				continue
-			}
-			res.Policies++
-			log.Info("deleted policy", "api", api.GroupVersion().String(), "name", d.object.GetName(), "class", d.class)
-		}
-		if !served.tiers || failed {
-			continue
-		}
-		// calico-pni's tier goes last, once no policy of its is left in it.
-		list, err := listManagedTiers(ctx, dyn, api)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, u := range list {
-			if err := deleteManaged(ctx, dyn, api, u); err != nil {
+		managed = append(managed, list...)
+		if served.tiers {
+			tiers, err := listManagedTiers(ctx, dyn, a)
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			res.Tiers++
-			log.Info("deleted tier", "api", api.GroupVersion().String(), "name", u.GetName())
+			for _, t := range tiers {
+				t.SetKind("Tier")
+				managed = append(managed, t)
+			}
 		}
 	}
+	if len(errs) > 0 {
+		// Nothing is removed from a cluster calico-pni cannot see whole.
+		return res, errors.Join(errs...)
+	}
+	p := plan.Cleanup(namespaces, managed)
+	c := &Controller{o: Options{Settle: o.Settle, Metrics: NewMetrics(nil), Workers: o.Workers}, log: log, recent: newRecent()}
+	if c.o.Workers < 1 {
+		c.o.Workers = 1
+	}
+	// The daemon may have written a moment before it was stopped.
+	c.settle.wrote(plan.Widens|plan.Relabels|plan.Narrows, time.Now())
+	c.ready.Store(true)
+	wr := &writer{kube: kube, dyn: dyn, api: api, workers: c.o.Workers, metrics: c.o.Metrics, log: log, recent: c.recent}
+	result := PassResult{Writes: map[string]int{}}
+	pr, nr := c.execute(ctx, wr, p, nil, &result)
+	for _, step := range p.Steps {
+		for _, w := range step.Policies {
+			if !pr.done[w.Name] {
+				continue
+			}
+			if w.Object.GetKind() == "Tier" {
+				res.Tiers++
+			} else {
+				res.Policies++
+			}
+		}
+	}
+	res.Namespaces = countNamespaces(p, nr)
+	for _, name := range sortedKeys(pr.failed) {
+		errs = append(errs, pr.failed[name])
+	}
+	for _, name := range sortedKeys(nr.failed) {
+		errs = append(errs, nr.failed[name])
+	}
+	if err := ctx.Err(); err != nil && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("cleanup stopped before it finished: %w", err))
+	}
+	if res.Namespaces+res.Policies+res.Tiers > 0 || len(errs) > 0 {
+		log.Info("cleanup", "namespaces", res.Namespaces, "policies", res.Policies, "tiers", res.Tiers, "errors", len(errs), "settled", result.Settled.String())
+	}
 	return res, errors.Join(errs...)
+}
+
+// countNamespaces counts the namespaces a cleanup wrote to.
+func countNamespaces(p plan.Plan, nr *results) int {
+	seen := map[string]bool{}
+	for _, step := range p.Steps {
+		for _, w := range step.Namespaces {
+			if nr.done[w.Name] {
+				seen[w.Name] = true
+			}
+		}
+	}
+	return len(seen)
+}
+
+// listNamespaces lists every namespace, page by page, keeping what a plan
+// reads.
+func listNamespaces(ctx context.Context, kube kubernetes.Interface) (map[string]plan.Namespace, error) {
+	out := map[string]plan.Namespace{}
+	err := eachListed(ctx, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kube.CoreV1().Namespaces().List(ctx, o)
+	}, func(obj runtime.Object) {
+		trimmed, _ := trimNamespace(obj)
+		ns := trimmed.(*corev1.Namespace)
+		out[ns.Name] = viewOf(ns)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	return out, nil
 }
 
 // listManagedTiers lists the Tiers calico-pni manages in one Calico API.
@@ -137,23 +180,4 @@ func deleteManaged(ctx context.Context, dyn dynamic.Interface, api calico.API, u
 		return fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	return nil
-}
-
-// removalOrder lists managed policies in the order cleanup deletes them:
-// the baseline first (with the namespaces released it selects nothing, but
-// should a namespace keep its label it must lose the deny before the
-// allows), then everything else.
-func removalOrder(api calico.API, managed []*unstructured.Unstructured) []policyChange {
-	var baseline, rest []policyChange
-	for _, u := range managed {
-		ch := policyChange{verb: verbDelete, name: api.PolicyName(u.GetName()), class: classOf(u), object: u}
-		if ch.class == calico.ClassBaseline {
-			baseline = append(baseline, ch)
-		} else {
-			rest = append(rest, ch)
-		}
-	}
-	sortChanges(baseline)
-	sortChanges(rest)
-	return append(baseline, rest...)
 }

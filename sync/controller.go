@@ -27,6 +27,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/plan"
 )
 
 // Options configure a Controller.
@@ -44,6 +45,10 @@ type Options struct {
 	// Debounce is how long a watch event waits before it starts a pass, so
 	// that a burst of events makes one pass.
 	Debounce time.Duration
+	// Settle is how long a step of a transition waits after the writes of
+	// another kind it relies on, for Calico's dataplane to apply them
+	// (DefaultSettle; 0 waits not at all).
+	Settle time.Duration
 	// Recorder records events on namespaces and on Self; nil records none.
 	Recorder record.EventRecorder
 	// Self is the object events about calico-pni itself are recorded on
@@ -100,10 +105,12 @@ type Controller struct {
 	// recent holds this replica's writes the informers have not seen yet.
 	recent *recent
 	// specs holds the canonical specs of managed policies; pass goroutine only.
-	specs specs
+	specs plan.Specs
 	// lastFailed holds the writes that failed in the last pass, by policy
 	// or namespace name; pass goroutine only.
 	lastFailed map[string]error
+	// settle remembers when writes of each effect last completed.
+	settle settleClock
 	// passesStarted counts the passes begun.
 	passesStarted atomic.Uint64
 	// brokenWatches counts the watches that broke; trustedBreaks is its
@@ -126,7 +133,9 @@ type PassResult struct {
 	API      calico.API
 	Writes   map[string]int // by verb
 	Duration time.Duration
-	Err      error
+	// Settled is how long the pass waited for the dataplane between steps.
+	Settled time.Duration
+	Err     error
 }
 
 // policyWatch is an informer on each kind of Calico object calico-pni
@@ -198,7 +207,7 @@ func New(o Options) (*Controller, error) {
 	if o.Workers < 1 {
 		o.Workers = 1
 	}
-	c := &Controller{o: o, log: o.Logger, recent: newRecent(), specs: specs{}}
+	c := &Controller{o: o, log: o.Logger, recent: newRecent(), specs: plan.Specs{}}
 	c.cfg.Store(o.Config)
 
 	c.namespaces = coreinformers.NewNamespaceInformer(o.Kube, 0, cache.Indexers{})

@@ -443,7 +443,7 @@ func cleanUp(t *testing.T, e *testbed.Env, api calico.API) []testbed.Write {
 	ctx := context.Background()
 	m := mark(t, e)
 	as := testbed.As(e.Config, cleanupUser)
-	res, err := sync.Cleanup(ctx, kubernetes.NewForConfigOrDie(as), dynamic.NewForConfigOrDie(as), discovery.NewDiscoveryClientForConfigOrDie(as), nil)
+	res, err := sync.Cleanup(ctx, kubernetes.NewForConfigOrDie(as), dynamic.NewForConfigOrDie(as), discovery.NewDiscoveryClientForConfigOrDie(as), sync.CleanupOptions{Workers: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,13 @@ package sync
 import (
 	"context"
 	"maps"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/calico-pni/calico-pni/plan"
 )
 
 // A watch that breaks (the API server restarted, the connection dropped)
@@ -33,10 +36,14 @@ import (
 
 // newTerm is called when this replica begins to lead, before its first
 // pass.
+//
+// The replica that led before may have written a moment ago: the first
+// steps of a term that rely on other writes wait the whole settle time.
 func (c *Controller) newTerm() {
 	c.recent.forget()
 	c.lastFailed = nil
 	c.brokenWatches.Add(1)
+	c.settle.wrote(plan.Widens|plan.Relabels|plan.Narrows, time.Now())
 }
 
 // watchBroken counts a broken watch, then lets client-go log it.
@@ -77,7 +84,7 @@ func (c *Controller) fromServer(ctx context.Context, w *policyWatch) (*clusterSt
 func serverVersions(s *clusterState, pods []*corev1.Pod) map[string]string {
 	out := maps.Clone(s.versions)
 	for name, v := range s.namespaces {
-		out["Namespace/"+name] = v.resourceVersion
+		out["Namespace/"+name] = v.ResourceVersion
 	}
 	for _, p := range pods {
 		out["Pod/"+p.Namespace+"/"+p.Name] = p.ResourceVersion

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/calico-pni/calico-pni/plan"
 	"github.com/calico-pni/calico-pni/policies"
 )
 
@@ -30,20 +31,20 @@ func (c *Controller) reportProblems(problems []string) {
 // not announced during the first pass after taking the lead, so that
 // installing calico-pni on a large cluster does not flood events; problems
 // are always announced.
-func (c *Controller) recordNamespaceEvent(ch namespaceChange, firstPass bool) {
+func (c *Controller) recordNamespaceEvent(ch plan.NamespaceWrite, firstPass bool) {
 	if c.o.Recorder == nil {
 		return
 	}
-	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: ch.name}
-	if len(ch.restored) > 0 {
+	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: ch.Name}
+	if len(ch.Restored) > 0 {
 		c.o.Recorder.Eventf(ref, corev1.EventTypeWarning, "LabelsRestored",
-			"calico-pni labels %v were changed by someone other than calico-pni and have been put back; only calico-pni may set them", ch.restored)
+			"calico-pni labels %v were changed by someone other than calico-pni and have been put back; only calico-pni may set them", ch.Restored)
 	}
 	var from policies.Status
-	if ch.from != nil {
-		from = *ch.from
+	if ch.From != nil {
+		from = *ch.From
 	}
-	to := ch.to
+	to := ch.To
 	for _, p := range to.Problems {
 		if !slices.Contains(from.Problems, p) {
 			c.o.Recorder.Event(ref, corev1.EventTypeWarning, "PolicyProblem", p)
@@ -58,14 +59,14 @@ func (c *Controller) recordNamespaceEvent(ch namespaceChange, firstPass bool) {
 			c.o.Recorder.Eventf(ref, corev1.EventTypeNormal, "Exposed", "%s, not written by calico-pni, opens the wall (%s): %s", who, e.Direction, e.Opens)
 		}
 	}
-	if ch.from == nil && firstPass {
+	if ch.From == nil && firstPass {
 		return
 	}
 	if from.State == to.State && from.Project == to.Project && from.Isolated == to.Isolated {
 		return
 	}
 	was := "no status"
-	if ch.from != nil {
+	if ch.From != nil {
 		was = describe(from)
 	}
 	reason := map[policies.State]string{policies.Isolated: "Isolated", policies.Exempt: "Exempt", policies.Open: "Open", policies.Staged: "Staged", policies.Error: "PolicyProblem"}[to.State]

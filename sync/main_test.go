@@ -163,7 +163,7 @@ func cleanupCluster(t *testing.T, e *testbed.Env) {
 	t.Helper()
 	ctx := context.Background()
 	disc := discovery.NewDiscoveryClientForConfigOrDie(e.Config)
-	if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, disc, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, disc, sync.CleanupOptions{Workers: 16}); err != nil {
 		t.Errorf("cleanup: %v", err)
 	}
 	for _, name := range created[t.Name()] {

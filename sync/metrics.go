@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/plan"
 	"github.com/calico-pni/calico-pni/policies"
 )
 
@@ -26,6 +27,10 @@ type Metrics struct {
 	// policy not written by calico-pni opens a wall (see the status's
 	// exposures).
 	ExposedNamespaces prometheus.Gauge
+	// Settling is 1 while a pass waits for the dataplane to apply writes
+	// the next step relies on; SettleWaits counts such waits.
+	Settling    prometheus.Gauge
+	SettleWaits prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -77,6 +82,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "calico_pni_exposed_namespaces",
 			Help: "Isolated namespaces into or out of which a policy not written by calico-pni lets other projects or outside sources, after the last pass.",
 		}),
+		Settling: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "calico_pni_settling",
+			Help: "1 while a pass waits for Calico's dataplane to apply writes the next step of the transition relies on (--settle).",
+		}),
+		SettleWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "calico_pni_settle_waits_total",
+			Help: "Times a pass waited for Calico's dataplane between two steps of a transition.",
+		}),
 	}
 	// Every series exists from the start, at zero, so that dashboards and
 	// alerts see it before the first event of its kind.
@@ -85,10 +98,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.Passes.WithLabelValues(kind, result)
 		}
 	}
-	for _, verb := range []string{verbCreate, verbUpdate, verbDelete} {
+	for _, verb := range []string{plan.Create, plan.Update, plan.Delete} {
 		m.Writes.WithLabelValues(verb, "GlobalNetworkPolicy")
 	}
-	m.Writes.WithLabelValues(verbPatch, "Namespace")
+	m.Writes.WithLabelValues(plan.Patch, "Namespace")
 	for _, stage := range []string{"detect", "list", "write", "config"} {
 		m.Errors.WithLabelValues(stage)
 	}
@@ -97,7 +110,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Passes, m.PassDuration, m.Writes, m.Errors, m.ManagedPolicies,
-			m.Namespaces, m.APIMode, m.Leader, m.ConfigReloads, m.InvalidPolicies, m.ExposedNamespaces)
+			m.Namespaces, m.APIMode, m.Leader, m.ConfigReloads, m.InvalidPolicies, m.ExposedNamespaces,
+			m.Settling, m.SettleWaits)
 	}
 	return m
 }

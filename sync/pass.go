@@ -14,14 +14,13 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/plan"
 	"github.com/calico-pni/calico-pni/policies"
 )
 
-// pass brings the cluster to the desired state once, in the steps
-// described in steps.go: hold, widen, namespaces, baseline, narrow,
-// release. A namespace therefore never loses an allow it still needs, is
-// never isolated before its allows exist, and no single write denies what
-// both the state before the pass and the state after it allow.
+// pass brings the cluster to the desired state once: it reads the
+// cluster, generates the desired state, plans the writes (package plan)
+// and runs the plan's steps, each finished and checked before the next.
 func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	start := time.Now()
 	kind := "event"
@@ -29,24 +28,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		kind = "refresh"
 	}
 	result := PassResult{Kind: kind, Writes: map[string]int{}, Started: c.passesStarted.Add(1)}
-	defer func() {
-		result.Duration, result.Err = time.Since(start), err
-		outcome := "ok"
-		if err != nil {
-			outcome = "error"
-			c.log.Error("pass failed; retrying with back-off", "kind", kind, "error", err)
-		}
-		c.o.Metrics.Passes.WithLabelValues(kind, outcome).Inc()
-		c.o.Metrics.PassDuration.Observe(result.Duration.Seconds())
-		c.mu.Lock()
-		result.Seq = c.last.Seq + 1
-		c.last = result
-		if c.lastOf == nil {
-			c.lastOf = map[string]PassResult{}
-		}
-		c.lastOf[kind] = result
-		c.mu.Unlock()
-	}()
+	defer func() { c.record(result, start, err) }()
 
 	w, err := c.ensureAPI(ctx, refresh)
 	if err != nil {
@@ -54,13 +36,49 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		return err
 	}
 	result.API = w.api
+	state, err := c.read(ctx, w, refresh)
+	if err != nil {
+		c.o.Metrics.Errors.WithLabelValues("list").Inc()
+		return err
+	}
+	cfg := c.cfg.Load()
+	desired, err := c.desired(w, state, cfg)
+	if err != nil {
+		return err
+	}
+	var liveTiers []*unstructured.Unstructured
+	if w.api.Tiers {
+		if liveTiers, err = listManagedTiers(ctx, c.o.Dynamic, w.api); err != nil {
+			c.o.Metrics.Errors.WithLabelValues("list").Inc()
+			return err
+		}
+	}
+	c.specs.Keep(state.policies)
+	p := plan.Pass(plan.Input{
+		Desired: desired, API: w.api, Managed: state.policies, LiveTiers: liveTiers,
+		Namespaces: state.namespaces, Canon: c.specs.Canon, Failed: c.lastFailed,
+	})
+	for _, name := range p.Kept {
+		c.log.Warn("policy left as it is on the server: its new form is invalid", "policy", name)
+	}
+	if len(p.Moving) > 0 {
+		c.log.Info("namespaces move between projects in transit", "namespaces", len(p.Moving), "first", p.Moving[0])
+	}
+	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log, recent: c.recent}
+	pr, nr := c.execute(ctx, wr, p, c.lastFailed, &result)
+	return c.finish(ctx, start, result, desired, p, pr, nr)
+}
+
+// read returns what the pass plans on: from the caches, or from the API
+// server while the caches are in doubt (doubt.go), with this replica's
+// own recent writes in place of what the caches have not seen yet.
+func (c *Controller) read(ctx context.Context, w *policyWatch, refresh bool) (*clusterState, error) {
 	var state *clusterState
 	if doubt, breaks := c.inDoubt(); doubt {
 		// A watch broke: plan on what the API server holds (doubt.go).
 		fresh, agree, err := c.fromServer(ctx, w)
 		if err != nil {
-			c.o.Metrics.Errors.WithLabelValues("list").Inc()
-			return err
+			return nil, err
 		}
 		state = fresh
 		c.recent.forget()
@@ -80,8 +98,7 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 			// whenever a watch breaks; re-listing ten thousand namespaces here
 			// would only delay the passes that follow events.
 			if err := c.refreshFromServer(ctx, w.api, state); err != nil {
-				c.o.Metrics.Errors.WithLabelValues("list").Inc()
-				return err
+				return nil, err
 			}
 			// The policies were read from the server, which has every write
 			// of this replica: none needs to stand in for the cache. (A
@@ -92,153 +109,62 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 	}
 	c.recent.apply(state)
 	state.snap.CalicoVersion = w.api.Version
+	return state, nil
+}
 
-	cfg := c.cfg.Load()
-	desired := policies.Generate(state.snap, cfg)
+// desired generates the desired state, reports what it found, and
+// checks that the Calico API serves what the configuration asks for. A
+// move that was interrupted is finished first, to the projects it was
+// planned for (plan.InTransit); the namespaces' present projects are
+// planned in the next pass.
+func (c *Controller) desired(w *policyWatch, state *clusterState, cfg *config.Config) (policies.Desired, error) {
+	snap := state.snap
+	if moving := plan.InTransit(state.namespaces); len(moving) > 0 {
+		c.log.Info("finishing a move of namespaces between projects that was interrupted", "namespaces", len(moving))
+		snap = snap.WithProjects(moving)
+		c.enqueue(passKey)
+	}
+	desired := policies.Generate(snap, cfg)
 	c.reportProblems(desired.Problems)
 	exposed := c.findExposures(w, state, &desired)
 	c.o.Metrics.ExposedNamespaces.Set(float64(exposed))
-
 	if !w.api.Staged && slices.ContainsFunc(desired.Policies, func(p calico.Policy) bool { return p.Staged }) {
 		c.o.Metrics.Errors.WithLabelValues("detect").Inc()
-		return fmt.Errorf("staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; %s serves none (Calico %s): set rollout: enforce and leave projects.stage empty, or upgrade Calico", w.api.GroupVersion(), w.api.Version)
+		return desired, fmt.Errorf("staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; %s serves none (Calico %s): set rollout: enforce and leave projects.stage empty, or upgrade Calico", w.api.GroupVersion(), w.api.Version)
 	}
-	var liveTiers []*unstructured.Unstructured
 	if desired.Tier != nil && !w.api.Tiers {
 		c.o.Metrics.Errors.WithLabelValues("detect").Inc()
 		if cfg.Enforcement == config.EnforcementAuto {
-			return fmt.Errorf("enforcement auto chose calico-pni's own tier because the cluster runs Calico %s, but %s serves no Tier objects: set enforcement to default-tier", w.api.Version, w.api.GroupVersion())
+			return desired, fmt.Errorf("enforcement auto chose calico-pni's own tier because the cluster runs Calico %s, but %s serves no Tier objects: set enforcement to default-tier", w.api.Version, w.api.GroupVersion())
 		}
-		return fmt.Errorf("enforcement %s puts calico-pni's policies in a tier of its own, but %s serves no Tier objects (Calico %s; tiers need Calico 3.29 or later): set enforcement to default-tier or auto, or upgrade Calico", cfg.Enforcement, w.api.GroupVersion(), w.api.Version)
+		return desired, fmt.Errorf("enforcement %s puts calico-pni's policies in a tier of its own, but %s serves no Tier objects (Calico %s; tiers need Calico 3.29 or later): set enforcement to default-tier or auto, or upgrade Calico", cfg.Enforcement, w.api.GroupVersion(), w.api.Version)
 	}
-	if w.api.Tiers {
-		if liveTiers, err = listManagedTiers(ctx, c.o.Dynamic, w.api); err != nil {
-			c.o.Metrics.Errors.WithLabelValues("list").Inc()
-			return err
-		}
-	}
+	return desired, nil
+}
 
-	wr := &writer{kube: c.o.Kube, dyn: c.o.Dynamic, api: w.api, dryRun: c.o.DryRun, workers: c.o.Workers, metrics: c.o.Metrics, log: c.log, recent: c.recent}
-	c.specs.keep(state.policies)
-	invalid := map[string]error{}
-	for _, inv := range desired.Invalid {
-		invalid[inv.Name] = inv.Err
+// record keeps the summary of a finished pass and counts it.
+func (c *Controller) record(result PassResult, start time.Time, err error) {
+	result.Duration, result.Err = time.Since(start), err
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		c.log.Error("pass failed; retrying with back-off", "kind", result.Kind, "error", err)
 	}
-	plan := planPolicies(planInput{
-		tier: desired.Tier, liveTiers: liveTiers,
-		desired: desired.Policies, invalid: invalid, api: w.api,
-		managed: state.policies, canon: c.specs.canon, isolatedLive: state.anyIsolated(),
-	})
-	for _, name := range plan.kept {
-		c.log.Warn("policy left as it is on the server: its new form is invalid", "policy", name, "error", invalid[name])
+	c.o.Metrics.Passes.WithLabelValues(result.Kind, outcome).Inc()
+	c.o.Metrics.PassDuration.Observe(result.Duration.Seconds())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	result.Seq = c.last.Seq + 1
+	c.last = result
+	if c.lastOf == nil {
+		c.lastOf = map[string]PassResult{}
 	}
-	pr := newResults()
-	count := func(changes []policyChange) {
-		for _, ch := range changes {
-			result.Writes[ch.verb]++
-		}
-	}
-	// writeStep makes one step's writes and reports whether they all
-	// succeeded (a failed write stops the steps after it).
-	writeStep := func(changes []policyChange) bool {
-		before := pr.failures()
-		count(changes)
-		wr.applyPolicies(ctx, changes, pr)
-		return pr.failures() == before && ctx.Err() == nil
-	}
-
-	// 1 and 2: calico-pni's tier and hold-open policies, then the allows
-	// that widen. A failed widening write only holds the namespaces that
-	// need the policy.
-	if !writeStep(plan.tierWrites) || !writeStep(plan.hold) {
-		return c.finish(ctx, start, result, desired, nil, pr)
-	}
-	writeStep(plan.widen)
-
-	// 3: namespaces. A baseline about to be written in step 4 counts as in
-	// place, unless writing it failed in the last pass.
-	baselinePlanned := map[string]bool{}
-	for _, ch := range plan.baseline {
-		if ch.verb != verbDelete {
-			baselinePlanned[ch.name] = true
-		}
-	}
-	lastFailed := c.lastFailed
-	inPlace := func(name string) (bool, string) {
-		if plan.sufficient[name] || pr.done[name] {
-			return true, ""
-		}
-		if err, bad := invalid[name]; bad {
-			return false, "invalid: " + err.Error()
-		}
-		if err, failed := pr.failed[name]; failed {
-			return false, err.Error()
-		}
-		if baselinePlanned[name] {
-			if err, failed := lastFailed[name]; failed {
-				return false, err.Error()
-			}
-			return true, ""
-		}
-		if plan.late[name] {
-			return false, "rewritten after the namespaces of this pass"
-		}
-		return false, "not written"
-	}
-	// Namespaces are planned and written a batch at a time, so that a
-	// cold start of a large cluster never holds every patch at once.
-	nr := newResults()
-	firstPass := !c.ready.Load()
-	states := map[policies.State]int{}
-	for start := 0; start < len(desired.Namespaces); start += namespaceBatch {
-		batch := desired.Namespaces[start:min(start+namespaceBatch, len(desired.Namespaces))]
-		nsChanges, final := planNamespaces(batch, state.namespaces, inPlace)
-		wr.patchNamespaces(ctx, nsChanges, nr)
-		if len(nsChanges) > 0 {
-			result.Writes[verbPatch] += len(nsChanges)
-		}
-		for _, ch := range nsChanges {
-			if nr.done[ch.name] && !c.o.DryRun {
-				c.recordNamespaceEvent(ch, firstPass)
-			}
-		}
-		for _, f := range final {
-			states[f.Status.State]++
-		}
-	}
-	if pr.failures() > 0 || nr.failures() > 0 || ctx.Err() != nil {
-		if n := len(plan.baseline) + len(plan.narrow) + len(plan.release); n > 0 {
-			c.log.Info("baseline and narrowing writes postponed until the writes before them succeed", "writes", n)
-		}
-		return c.finish(ctx, start, result, desired, states, pr, nr)
-	}
-
-	// 4, 5 and 6: the baseline, the allows that narrow (on the object
-	// that a union write returned), the hold-open policies.
-	for i := range plan.narrow {
-		if ch := &plan.narrow[i]; ch.afterUnion {
-			if o := pr.objects[ch.name]; o != nil {
-				ch.object = mergeForUpdate(o, w.api.Object(ch.policy))
-			}
-		}
-	}
-	release := plan.release
-	for _, ch := range plan.hold {
-		if o := pr.objects[ch.name]; o != nil {
-			release = append(release, policyChange{verb: verbDelete, name: ch.name, class: ch.class, object: o})
-		}
-	}
-	for _, step := range [][]policyChange{plan.baseline, plan.narrow, release, plan.tierDeletes} {
-		if !writeStep(step) {
-			break
-		}
-	}
-	return c.finish(ctx, start, result, desired, states, pr, nr)
+	c.lastOf[result.Kind] = result
 }
 
 // finish records the outcome of a pass: metrics, readiness, the log line,
-// and the failed writes (which step 3 of the next pass reads).
-func (c *Controller) finish(ctx context.Context, start time.Time, result PassResult, desired policies.Desired, states map[policies.State]int, results ...*results) error {
+// and the failed writes (which the next pass's plan reads).
+func (c *Controller) finish(ctx context.Context, start time.Time, result PassResult, desired policies.Desired, p plan.Plan, results ...*results) error {
 	var errs []error
 	c.lastFailed = map[string]error{}
 	for _, r := range results {
@@ -249,13 +175,11 @@ func (c *Controller) finish(ctx context.Context, start time.Time, result PassRes
 	}
 	c.o.Metrics.ManagedPolicies.Set(float64(len(desired.Policies)))
 	c.o.Metrics.InvalidPolicies.Set(float64(len(desired.Invalid)))
-	if states != nil {
-		c.o.Metrics.setNamespaces(states)
-	}
+	c.o.Metrics.setNamespaces(p.States)
 	if len(errs) > 0 {
 		c.o.Metrics.Errors.WithLabelValues("write").Add(float64(len(errs)))
 	}
-	if states != nil && ctx.Err() == nil {
+	if ctx.Err() == nil {
 		// Every namespace was planned and every write attempted.
 		c.ready.Store(true)
 	}
@@ -264,7 +188,7 @@ func (c *Controller) finish(ctx context.Context, start time.Time, result PassRes
 		total += n
 	}
 	if total > 0 || len(errs) > 0 {
-		c.log.Info("pass done", "kind", result.Kind, "writes", result.Writes, "errors", len(errs), "duration", time.Since(start).String())
+		c.log.Info("pass done", "kind", result.Kind, "writes", result.Writes, "errors", len(errs), "settled", result.Settled.String(), "duration", time.Since(start).String())
 	} else {
 		c.log.Debug("pass done, nothing to write", "kind", result.Kind, "duration", time.Since(start).String())
 	}

@@ -4,6 +4,8 @@ import (
 	gosync "sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/calico-pni/calico-pni/plan"
 )
 
 // recent remembers calico-pni's own writes until the informers have seen
@@ -21,7 +23,7 @@ type recent struct {
 
 type recentNamespace struct {
 	before string
-	after  namespaceView
+	after  plan.Namespace
 }
 
 type recentPolicy struct {
@@ -33,7 +35,7 @@ func newRecent() *recent {
 	return &recent{namespaces: map[string]recentNamespace{}, policies: map[string]recentPolicy{}}
 }
 
-func (r *recent) namespaceWritten(name, before string, after namespaceView) {
+func (r *recent) namespaceWritten(name, before string, after plan.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.namespaces[name] = recentNamespace{before, after}
@@ -68,7 +70,7 @@ func (r *recent) apply(s *clusterState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, w := range r.namespaces {
-		if v, ok := s.namespaces[name]; ok && v.resourceVersion == w.before {
+		if v, ok := s.namespaces[name]; ok && v.ResourceVersion == w.before {
 			s.namespaces[name] = w.after
 		} else {
 			delete(r.namespaces, name)

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/calico-pni/calico-pni/plan"
 )
 
 func policyAt(name, rv string) *unstructured.Unstructured {
@@ -17,21 +19,21 @@ func policyAt(name, rv string) *unstructured.Unstructured {
 // was planned against, and the cache is believed once it moved on.
 func TestRecentStandsInUntilTheCacheCatchesUp(t *testing.T) {
 	r := newRecent()
-	r.namespaceWritten("a", "10", namespaceView{resourceVersion: "11", annotations: map[string]string{"k": "written"}})
-	r.namespaceWritten("b", "20", namespaceView{resourceVersion: "21"})
+	r.namespaceWritten("a", "10", plan.Namespace{ResourceVersion: "11", Annotations: map[string]string{"k": "written"}})
+	r.namespaceWritten("b", "20", plan.Namespace{ResourceVersion: "21"})
 	r.policyWritten("/created", "", policyAt("created", "5"))
 	r.policyWritten("/updated", "6", policyAt("updated", "7"))
 	r.policyWritten("/deleted", "8", nil)
 
 	s := &clusterState{
-		namespaces: map[string]namespaceView{
-			"a": {resourceVersion: "10"}, // behind: the write stands in
-			"b": {resourceVersion: "22"}, // someone changed it since: believe the cache
+		namespaces: map[string]plan.Namespace{
+			"a": {ResourceVersion: "10"}, // behind: the write stands in
+			"b": {ResourceVersion: "22"}, // someone changed it since: believe the cache
 		},
 		policies: []*unstructured.Unstructured{policyAt("updated", "6"), policyAt("deleted", "8"), policyAt("other", "1")},
 	}
 	r.apply(s)
-	if s.namespaces["a"].annotations["k"] != "written" || s.namespaces["b"].resourceVersion != "22" {
+	if s.namespaces["a"].Annotations["k"] != "written" || s.namespaces["b"].ResourceVersion != "22" {
 		t.Errorf("namespaces %+v", s.namespaces)
 	}
 	got := map[string]string{}
@@ -48,7 +50,7 @@ func TestRecentStandsInUntilTheCacheCatchesUp(t *testing.T) {
 
 	// Once the cache shows the writes, every entry goes.
 	s = &clusterState{
-		namespaces: map[string]namespaceView{"a": {resourceVersion: "11"}},
+		namespaces: map[string]plan.Namespace{"a": {ResourceVersion: "11"}},
 		policies:   []*unstructured.Unstructured{policyAt("created", "5"), policyAt("updated", "7")},
 	}
 	r.apply(s)

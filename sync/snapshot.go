@@ -16,6 +16,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/plan"
 	"github.com/calico-pni/calico-pni/policies"
 	"github.com/calico-pni/calico-pni/rancher"
 )
@@ -30,7 +31,7 @@ const managedSelector = calico.ManagedByLabel + "=" + calico.ManagedByValue
 // namespaces as they are, and the managed policies.
 type clusterState struct {
 	snap       policies.Snapshot
-	namespaces map[string]namespaceView
+	namespaces map[string]plan.Namespace
 	policies   []*unstructured.Unstructured
 	// versions holds the resourceVersion of the nodes, EndpointSlices and
 	// Services listCluster read, keyed as cacheVersions keys them, for
@@ -39,7 +40,7 @@ type clusterState struct {
 }
 
 func (s *clusterState) addNamespaces(list []*corev1.Namespace) {
-	s.namespaces = make(map[string]namespaceView, len(list))
+	s.namespaces = make(map[string]plan.Namespace, len(list))
 	s.snap.Namespaces = make([]policies.Namespace, 0, len(list))
 	for _, ns := range list {
 		s.snap.Namespaces = append(s.snap.Namespaces, policies.NamespaceFrom(ns))
@@ -47,27 +48,21 @@ func (s *clusterState) addNamespaces(list []*corev1.Namespace) {
 	}
 }
 
-// anyIsolated reports whether a namespace on the server carries the
-// isolated label.
-func (s *clusterState) anyIsolated() bool {
-	for _, v := range s.namespaces {
-		if v.labels[policies.IsolatedLabel] == "true" {
-			return true
-		}
-	}
-	return false
-}
-
-func viewOf(ns *corev1.Namespace) namespaceView {
-	return namespaceView{labels: ns.Labels, annotations: ns.Annotations, deleting: ns.DeletionTimestamp != nil, resourceVersion: ns.ResourceVersion}
+func viewOf(ns *corev1.Namespace) plan.Namespace {
+	return plan.Namespace{Labels: ns.Labels, Annotations: ns.Annotations, Deleting: ns.DeletionTimestamp != nil, ResourceVersion: ns.ResourceVersion}
 }
 
 // ownView keeps of a namespace only what the planner compares: calico-pni's
 // labels and status. It is what calico-pni remembers of its own writes.
-func ownView(ns *corev1.Namespace) namespaceView {
-	v := namespaceView{labels: ownLabels(ns.Labels), deleting: ns.DeletionTimestamp != nil, resourceVersion: ns.ResourceVersion}
+func ownView(ns *corev1.Namespace) plan.Namespace {
+	v := plan.Namespace{Labels: map[string]string{}, Deleting: ns.DeletionTimestamp != nil, ResourceVersion: ns.ResourceVersion}
+	for k, val := range ns.Labels {
+		if strings.HasPrefix(k, policies.LabelPrefix) {
+			v.Labels[k] = val
+		}
+	}
 	if status, ok := ns.Annotations[policies.StatusAnnotation]; ok {
-		v.annotations = map[string]string{policies.StatusAnnotation: status}
+		v.Annotations = map[string]string{policies.StatusAnnotation: status}
 	}
 	return v
 }

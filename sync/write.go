@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	gosync "sync"
@@ -16,6 +17,8 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/plan"
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // FieldManager is the name calico-pni writes under.
@@ -56,6 +59,14 @@ func (r *results) record(name string, err error) {
 	}
 }
 
+// object returns what the API server returned for the last write of a
+// policy (nil if none).
+func (r *results) object(name string) *unstructured.Unstructured {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.objects[name]
+}
+
 func (r *results) keep(name string, obj *unstructured.Unstructured) {
 	if obj == nil {
 		return
@@ -86,43 +97,64 @@ func each[T any](w *writer, items []T, fn func(T)) {
 }
 
 // applyPolicies makes one step's policy writes (creates, updates and
-// deletes), in parallel, and returns once all are done.
-func (w *writer) applyPolicies(ctx context.Context, changes []policyChange, r *results) {
-	each(w, changes, func(c policyChange) {
-		if c.verb == verbDelete {
-			r.record(c.name, w.deletePolicy(ctx, c))
+// deletes), in parallel, and returns once all are done. A write marked
+// OnWritten is made on the object an earlier write of the plan returned.
+func (w *writer) applyPolicies(ctx context.Context, changes []plan.PolicyWrite, r *results) {
+	each(w, changes, func(c plan.PolicyWrite) {
+		if c.OnWritten {
+			o := r.object(c.Name)
+			switch {
+			case o == nil && c.Verb == plan.Delete:
+				// Never written (a dry run, or the write failed): nothing
+				// to remove.
+				return
+			case o == nil:
+			case c.Verb == plan.Delete:
+				c.Object = o
+			default:
+				c.Object = plan.MergeForUpdate(o, c.Object)
+			}
+		}
+		if c.Verb == plan.Delete {
+			r.record(c.Name, w.deletePolicy(ctx, c))
 			return
 		}
 		obj, err := w.writePolicy(ctx, c)
-		r.keep(c.name, obj)
-		r.record(c.name, err)
+		r.keep(c.Name, obj)
+		r.record(c.Name, err)
 	})
 }
 
 func (w *writer) resource(u *unstructured.Unstructured) dynamic.ResourceInterface {
-	res := w.dyn.Resource(w.api.Resource(u.GetKind()))
+	api := w.api
+	if group := u.GroupVersionKind().Group; group != "" && group != api.Group {
+		// Cleanup removes calico-pni's objects from every Calico API the
+		// cluster serves.
+		api = calico.API{Group: group, Version: api.Version}
+	}
+	res := w.dyn.Resource(api.Resource(u.GetKind()))
 	if ns := u.GetNamespace(); ns != "" {
 		return res.Namespace(ns)
 	}
 	return res
 }
 
-func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured.Unstructured, error) {
-	obj := c.object
+func (w *writer) writePolicy(ctx context.Context, c plan.PolicyWrite) (*unstructured.Unstructured, error) {
+	obj := c.Object
 	kind := obj.GetKind()
 	if w.dryRun {
-		w.log.Info("dry run: would write policy", "verb", c.verb, "kind", kind, "name", obj.GetName())
+		w.log.Info("dry run: would write policy", "verb", c.Verb, "kind", kind, "name", obj.GetName())
 		return nil, nil
 	}
 	res := w.resource(obj)
 	opts := metav1.CreateOptions{FieldManager: FieldManager}
 	key := obj.GetNamespace() + "/" + obj.GetName()
-	switch c.verb {
-	case verbCreate:
+	switch c.Verb {
+	case plan.Create:
 		created, err := res.Create(ctx, obj, opts)
 		if err == nil {
 			w.remember(kind, key, "", created)
-			w.count(verbCreate, kind)
+			w.count(plan.Create, kind)
 			w.log.Info("created policy", "kind", kind, "name", obj.GetName())
 			return created, nil
 		}
@@ -130,13 +162,13 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 			return nil, fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 		}
 		// Made since the cache was filled: read it and update it if ours.
-	case verbUpdate:
+	case plan.Update:
 		// The object carries the resourceVersion calico-pni compared
 		// against; a conflict means it changed since, so read it again.
 		updated, err := res.Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err == nil {
 			w.remember(kind, key, obj.GetResourceVersion(), updated)
-			w.count(verbUpdate, kind)
+			w.count(plan.Update, kind)
 			w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
 			return updated, nil
 		}
@@ -156,7 +188,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 			}
 			w.remember(kind, key, "", created)
-			w.count(verbCreate, kind)
+			w.count(plan.Create, kind)
 			written = created
 			return nil
 		}
@@ -167,13 +199,13 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 			return fmt.Errorf("a %s named %s exists and is not managed by calico-pni (it lacks the label %s=%s); calico-pni never changes it: rename or delete it, and calico-pni will write its own",
 				kind, obj.GetName(), calico.ManagedByLabel, calico.ManagedByValue)
 		}
-		if matches(cur, c.policy, canonicalOf) {
+		if c.Verb == plan.Update && plan.Matches(cur, c.Policy, plan.CanonicalOf) {
 			// Already as wanted: the cache was behind.
 			w.remember(kind, key, obj.GetResourceVersion(), cur)
 			written = cur
 			return nil
 		}
-		update := mergeForUpdate(cur, obj)
+		update := plan.MergeForUpdate(cur, obj)
 		updated, err := res.Update(ctx, update, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err != nil {
 			if apierrors.IsConflict(err) {
@@ -182,7 +214,7 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 			return fmt.Errorf("updating %s %s: %w", kind, obj.GetName(), err)
 		}
 		w.remember(kind, key, obj.GetResourceVersion(), updated)
-		w.count(verbUpdate, kind)
+		w.count(plan.Update, kind)
 		w.log.Info("updated policy", "kind", kind, "name", obj.GetName())
 		written = updated
 		return nil
@@ -192,8 +224,8 @@ func (w *writer) writePolicy(ctx context.Context, c policyChange) (*unstructured
 
 // deletePolicy deletes a managed policy only if it is still the object
 // calico-pni saw (same UID).
-func (w *writer) deletePolicy(ctx context.Context, c policyChange) error {
-	obj := c.object
+func (w *writer) deletePolicy(ctx context.Context, c plan.PolicyWrite) error {
+	obj := c.Object
 	if w.dryRun {
 		w.log.Info("dry run: would delete policy", "kind", obj.GetKind(), "name", obj.GetName())
 		return nil
@@ -203,7 +235,7 @@ func (w *writer) deletePolicy(ctx context.Context, c policyChange) error {
 	switch {
 	case err == nil:
 		w.remember(obj.GetKind(), obj.GetNamespace()+"/"+obj.GetName(), obj.GetResourceVersion(), nil)
-		w.count(verbDelete, obj.GetKind())
+		w.count(plan.Delete, obj.GetKind())
 		w.log.Info("deleted policy", "kind", obj.GetKind(), "name", obj.GetName())
 		return nil
 	case isGone(err):
@@ -216,26 +248,53 @@ func (w *writer) deletePolicy(ctx context.Context, c policyChange) error {
 
 // patchNamespaces writes namespace labels and status with merge patches
 // that name only calico-pni's keys.
-func (w *writer) patchNamespaces(ctx context.Context, changes []namespaceChange, r *results) {
-	each(w, changes, func(c namespaceChange) {
+func (w *writer) patchNamespaces(ctx context.Context, changes []plan.NamespaceWrite, r *results) {
+	each(w, changes, func(c plan.NamespaceWrite) {
+		patch := namespacePatch(c)
 		if w.dryRun {
-			w.log.Info("dry run: would patch namespace", "namespace", c.name, "patch", string(c.patch))
-			r.record(c.name, nil)
+			w.log.Info("dry run: would patch namespace", "namespace", c.Name, "patch", string(patch))
+			r.record(c.Name, nil)
 			return
 		}
-		patched, err := w.kube.CoreV1().Namespaces().Patch(ctx, c.name, types.MergePatchType, c.patch, metav1.PatchOptions{FieldManager: FieldManager})
+		patched, err := w.kube.CoreV1().Namespaces().Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
-			w.recent.namespaceWritten(c.name, c.before, ownView(patched))
-			w.count(verbPatch, "Namespace")
-			w.log.Debug("patched namespace", "namespace", c.name, "patch", string(c.patch))
+			w.recent.namespaceWritten(c.Name, c.Before, ownView(patched))
+			w.count(plan.Patch, "Namespace")
+			w.log.Debug("patched namespace", "namespace", c.Name, "patch", string(patch))
 		case apierrors.IsNotFound(err):
 			err = nil
 		default:
-			err = fmt.Errorf("patching namespace %s: %w", c.name, err)
+			err = fmt.Errorf("patching namespace %s: %w", c.Name, err)
 		}
-		r.record(c.name, err)
+		r.record(c.Name, err)
 	})
+}
+
+// namespacePatch is the JSON merge patch of one namespace write.
+func namespacePatch(c plan.NamespaceWrite) []byte {
+	meta := map[string]any{}
+	if len(c.Set)+len(c.Remove) > 0 {
+		labels := make(map[string]any, len(c.Set)+len(c.Remove))
+		for k, v := range c.Set {
+			labels[k] = v
+		}
+		for _, k := range c.Remove {
+			labels[k] = nil
+		}
+		meta["labels"] = labels
+	}
+	switch {
+	case c.Status != "":
+		meta["annotations"] = map[string]any{policies.StatusAnnotation: c.Status}
+	case c.RemoveStatus:
+		meta["annotations"] = map[string]any{policies.StatusAnnotation: nil}
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		panic("encoding a namespace patch: " + err.Error())
+	}
+	return patch
 }
 
 // remember records a write of a policy until the policy informer has seen

@@ -11,7 +11,17 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/internal/testbed"
+	"github.com/calico-pni/calico-pni/plan"
 )
+
+var api328 = calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}
+
+func testPolicy(name string, class calico.Class, selector string) calico.Policy {
+	order := 2000.0
+	return calico.Policy{Name: name, Class: class, Description: "d " + name, Spec: calico.GlobalNetworkPolicySpec{
+		Order: &order, NamespaceSelector: selector, Types: []calico.PolicyType{calico.Ingress},
+	}}
+}
 
 // A planned update made from a cache that went stale meets a conflict on
 // the real API server; the writer reads the object again and retries, and
@@ -31,7 +41,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 
 	old := testPolicy("pni-a", calico.ClassAllow, "a == 'old'")
 	r := newResults()
-	w.applyPolicies(ctx, []policyChange{{verb: verbCreate, name: old.Name, class: old.Class, object: api328.Object(old), policy: old}}, r)
+	w.applyPolicies(ctx, []plan.PolicyWrite{{Verb: plan.Create, Name: old.Name, Class: old.Class, Object: api328.Object(old), Policy: old}}, r)
 	if len(r.failed) > 0 {
 		t.Fatal(r.failed)
 	}
@@ -50,7 +60,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	desired := testPolicy("pni-a", calico.ClassAllow, "a == 'new'")
 	writes0 := writes.Count()
 	r = newResults()
-	w.applyPolicies(ctx, []policyChange{{verb: verbUpdate, name: desired.Name, class: desired.Class, object: mergeForUpdate(cached, api328.Object(desired)), policy: desired}}, r)
+	w.applyPolicies(ctx, []plan.PolicyWrite{{Verb: plan.Update, Name: desired.Name, Class: desired.Class, Object: plan.MergeForUpdate(cached, api328.Object(desired)), Policy: desired}}, r)
 	if len(r.failed) > 0 || !r.done["pni-a"] {
 		t.Fatalf("update failed: %v", r.failed)
 	}
@@ -79,7 +89,7 @@ func TestWriteConflictIsRetried(t *testing.T) {
 	}
 	mine := testPolicy("pni-b", calico.ClassAllow, "a == 'mine'")
 	r = newResults()
-	w.applyPolicies(ctx, []policyChange{{verb: verbCreate, name: mine.Name, class: mine.Class, object: api328.Object(mine), policy: mine}}, r)
+	w.applyPolicies(ctx, []plan.PolicyWrite{{Verb: plan.Create, Name: mine.Name, Class: mine.Class, Object: api328.Object(mine), Policy: mine}}, r)
 	if err := r.failed["pni-b"]; err == nil || !strings.Contains(err.Error(), "is not managed by calico-pni") {
 		t.Errorf("writing over an unmanaged policy: %v", err)
 	}

@@ -21,8 +21,12 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	stop := fs.String("stop-deployment", "", "first scale this Deployment (namespace/name) to zero and wait for its pods to go, so that a running daemon cannot undo the cleanup")
+	workers := fs.Int("write-workers", 32, "writes made at once within one step")
+	qps := fs.Float64("kube-api-qps", 500, "requests per second to the API server, sustained")
+	burst := fs.Int("kube-api-burst", 1000, "requests to the API server in a burst")
+	settle := fs.Duration("settle", sync.DefaultSettle, "how long the policy deletes wait after the last namespace left isolation, for Calico's dataplane to apply it")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: "+prog+" cleanup [flags]\n\nRemoves everything calico-pni wrote: the calico-pni.io/ labels and status of every\nnamespace first (which ends isolation at once), then the baseline policies, then\nthe allow policies. Touches only policies labelled app.kubernetes.io/managed-by=calico-pni.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" cleanup [flags]\n\nRemoves everything calico-pni wrote: first every namespace leaves isolation (its\nisolated and staged labels go, in parallel), then the project labels and statuses go,\nthen, --settle later, the baseline policies, the other policies and calico-pni's tier.\nTouches only objects labelled app.kubernetes.io/managed-by=calico-pni. Stopped half\nway, it leaves no namespace cut off from its peers; run it again to finish.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -42,6 +46,7 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, prog+" cleanup:", err)
 		return exitInvalid
 	}
+	rest.QPS, rest.Burst = float32(*qps), *burst
 	kube, err := kubernetes.NewForConfig(rest)
 	if err == nil {
 		var dyn dynamic.Interface
@@ -56,7 +61,7 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				}
 				if err == nil {
 					var res sync.CleanupResult
-					res, err = sync.Cleanup(ctx, kube, dyn, disc, log)
+					res, err = sync.Cleanup(ctx, kube, dyn, disc, sync.CleanupOptions{Workers: *workers, Settle: *settle, Log: log})
 					fmt.Fprintf(stdout, prog+" cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
 				}
 			}

@@ -60,7 +60,7 @@ func TestLeaderFailoverTheHardWay(t *testing.T) {
 			_ = e.DeleteNamespace(ctx, ns)
 		}
 		moveNamespace(t, e, "shop-batch", "p-b6jcw")
-		if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), nil); err != nil {
+		if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16}); err != nil {
 			t.Error(err)
 		}
 	})

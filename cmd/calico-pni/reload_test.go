@@ -223,7 +223,7 @@ func cleanupAfterDaemon(t *testing.T, e *testbed.Env, lease string) {
 	t.Helper()
 	ctx := context.Background()
 	_ = e.Kube.CoordinationV1().Leases("default").Delete(ctx, lease, metav1.DeleteOptions{})
-	if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), nil); err != nil {
+	if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16}); err != nil {
 		t.Error(err)
 	}
 }

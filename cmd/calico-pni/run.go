@@ -55,6 +55,7 @@ type runFlags struct {
 	burst         int
 	workers       int
 	debounce      time.Duration
+	settle        time.Duration
 	httpAddress   string
 	leaderElect   bool
 	leaseNS       string
@@ -79,6 +80,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.burst, "kube-api-burst", 2000, "requests to the API server in a burst")
 	fs.IntVar(&f.workers, "write-workers", 16, "writes made at once within one step of a pass")
 	fs.DurationVar(&f.debounce, "debounce", 100*time.Millisecond, "how long a change waits for more changes before a pass")
+	fs.DurationVar(&f.settle, "settle", sync.DefaultSettle, "how long a step of a transition waits after writes of another kind it relies on, for Calico's dataplane to apply them (0: no wait)")
 	fs.StringVar(&f.httpAddress, "http-address", ":8080", "address of /healthz, /readyz and /metrics")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader among replicas; only the leader writes")
 	fs.StringVar(&f.leaseNS, "leader-election-namespace", "", "namespace of the leader Lease (default: --pod-namespace)")
@@ -229,7 +231,7 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 	recorder, self := eventRecorder(ctx, restCfg, f)
 	d.controller, err = sync.New(sync.Options{
 		Kube: kube, Dynamic: dyn, Discovery: disc, Config: cfg,
-		CalicoVersion: f.calicoVersion, DryRun: f.dryRun, Workers: f.workers, Debounce: f.debounce,
+		CalicoVersion: f.calicoVersion, DryRun: f.dryRun, Workers: f.workers, Debounce: f.debounce, Settle: f.settle,
 		Recorder: recorder, Self: self, Metrics: d.metrics, Logger: log,
 	})
 	if err != nil {

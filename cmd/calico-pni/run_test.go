@@ -115,7 +115,7 @@ func TestDaemonsLeaderElectionAndReload(t *testing.T) {
 	t.Cleanup(func() {
 		stopA()
 		stopB()
-		_, err := sync.Cleanup(context.Background(), e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), nil)
+		_, err := sync.Cleanup(context.Background(), e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16})
 		if err != nil {
 			t.Error(err)
 		}

@@ -64,7 +64,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if _, err := sync.Cleanup(context.Background(), e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), nil); err != nil {
+		if _, err := sync.Cleanup(context.Background(), e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16}); err != nil {
 			t.Error(err)
 		}
 		_ = e.DeleteNamespace(context.Background(), "status-newcomer")

@@ -1,4 +1,4 @@
-package sync
+package plan
 
 import (
 	"reflect"
@@ -27,11 +27,11 @@ func live(p calico.Policy, rv string) *unstructured.Unstructured {
 	return u
 }
 
-func names(changes []policyChange) []string {
+func names(changes []PolicyWrite) []string {
 	var out []string
 	for _, c := range changes {
-		s := c.verb + " " + c.name
-		if c.afterUnion {
+		s := c.Verb + " " + c.Name
+		if c.OnWritten {
 			s += " (after union)"
 		}
 		out = append(out, s)
@@ -68,10 +68,10 @@ func TestPlanSortsWritesIntoSteps(t *testing.T) {
 			live(keep, "1"), oldGain, live(withIngress(lose, a, b), "3"), live(withIngress(mixed, a), "4"),
 			gone, goneDeny, tampered,
 		},
-		canon: canonicalOf,
+		canon: CanonicalOf,
 	})
 
-	check := func(step string, got []policyChange, want ...string) {
+	check := func(step string, got []PolicyWrite, want ...string) {
 		t.Helper()
 		if !reflect.DeepEqual(names(got), want) {
 			t.Errorf("%s step: %q, want %q", step, names(got), want)
@@ -92,7 +92,7 @@ func TestPlanSortsWritesIntoSteps(t *testing.T) {
 	}
 
 	// The union of pni-mixed permits what the old and the new permit.
-	union, err := calico.SpecOf(plan.widen[2].object)
+	union, err := calico.SpecOf(plan.widen[2].Object)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,12 +100,12 @@ func TestPlanSortsWritesIntoSteps(t *testing.T) {
 		t.Errorf("union rules %+v, want the old rule then the new one", union.Ingress)
 	}
 	// An update keeps the resourceVersion and the labels others added.
-	up := plan.widen[1].object
+	up := plan.widen[1].Object
 	if up.GetResourceVersion() != "8" || up.GetUID() != "uid-pni-gain" || up.GetLabels()["team"] != "kept" {
 		t.Errorf("an update must carry the resourceVersion and keep others' labels: %v", up.Object["metadata"])
 	}
-	if plan.baseline[1].object.GetName() != "default.pni-deny-old" {
-		t.Errorf("a delete names the stored object: %s", plan.baseline[1].object.GetName())
+	if plan.baseline[1].Object.GetName() != "default.pni-deny-old" {
+		t.Errorf("a delete names the stored object: %s", plan.baseline[1].Object.GetName())
 	}
 }
 
@@ -117,9 +117,9 @@ func TestPlanKeepsAPolicyWhoseNewFormIsInvalid(t *testing.T) {
 		invalid: map[string]error{"pni-role-redis": errInvalidForTest},
 		api:     api328,
 		managed: []*unstructured.Unstructured{live(old, "1")},
-		canon:   canonicalOf,
+		canon:   CanonicalOf,
 	})
-	for step, changes := range map[string][]policyChange{"hold": plan.hold, "widen": plan.widen, "baseline": plan.baseline, "narrow": plan.narrow, "release": plan.release} {
+	for step, changes := range map[string][]PolicyWrite{"hold": plan.hold, "widen": plan.widen, "baseline": plan.baseline, "narrow": plan.narrow, "release": plan.release} {
 		if len(changes) > 0 {
 			t.Errorf("%s step touches the kept policy: %q", step, names(changes))
 		}
@@ -160,12 +160,12 @@ func TestPlanHoldsADirectionWhileItSwitches(t *testing.T) {
 		{"switch done, hold left over", both, []*unstructured.Unstructured{live(both, "1"), hold}, true, nil, []string{"delete pni-hold-open-egress"}},
 	}
 	for _, tt := range tests {
-		plan := planPolicies(planInput{desired: []calico.Policy{tt.desired}, api: api328, managed: tt.managed, canon: canonicalOf, isolatedLive: tt.isolatedLive})
+		plan := planPolicies(planInput{desired: []calico.Policy{tt.desired}, api: api328, managed: tt.managed, canon: CanonicalOf, isolatedLive: tt.isolatedLive})
 		if !reflect.DeepEqual(names(plan.hold), tt.hold) || !reflect.DeepEqual(names(plan.release), tt.release) {
 			t.Errorf("%s: hold %q release %q, want %q %q", tt.name, names(plan.hold), names(plan.release), tt.hold, tt.release)
 		}
 		for _, ch := range plan.narrow {
-			if ch.class == calico.ClassHold {
+			if ch.Class == calico.ClassHold {
 				t.Errorf("%s: the hold-open policy is removed in the narrowing step, before the end", tt.name)
 			}
 		}

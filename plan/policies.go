@@ -1,4 +1,4 @@
-package sync
+package plan
 
 import (
 	"cmp"
@@ -42,11 +42,11 @@ import (
 
 // policyPlan is the policy writes of one pass, by step.
 type policyPlan struct {
-	hold, widen, baseline, narrow, release []policyChange
+	hold, widen, baseline, narrow, release []PolicyWrite
 	// tierWrites create or update calico-pni's tier, before anything else;
 	// tierDeletes remove a tier whose policies are all gone, after
 	// everything else.
-	tierWrites, tierDeletes []policyChange
+	tierWrites, tierDeletes []PolicyWrite
 	// sufficient names the desired policies whose live copy already
 	// permits at least what the desired policy permits: a namespace that
 	// needs one may be isolated before the policy is rewritten.
@@ -151,17 +151,17 @@ func planPolicies(in planInput) policyPlan {
 			// Staged policies decide no traffic: written with the widening
 			// writes, so that a namespace they are for is staged once they
 			// are in place, and removed with the narrowing ones.
-			plan.widen = append(plan.widen, policyChange{verb: verbCreate, name: p.Name, class: p.Class, object: api.Object(p), policy: p})
-		case p.Staged && !matches(cur, p, in.canon):
+			plan.widen = append(plan.widen, PolicyWrite{Verb: Create, Name: p.Name, Class: p.Class, Object: api.Object(p), Policy: p})
+		case p.Staged && !Matches(cur, p, in.canon):
 			plan.widen = append(plan.widen, update(cur, p, api))
 		case !ok:
-			ch := policyChange{verb: verbCreate, name: p.Name, class: p.Class, object: api.Object(p), policy: p}
+			ch := PolicyWrite{Verb: Create, Name: p.Name, Class: p.Class, Object: api.Object(p), Policy: p}
 			if p.Class == calico.ClassAllow {
 				plan.widen = append(plan.widen, ch)
 			} else {
 				plan.baseline = append(plan.baseline, ch)
 			}
-		case matches(cur, p, in.canon):
+		case Matches(cur, p, in.canon):
 			plan.sufficient[p.Name] = true
 		case p.Class != calico.ClassAllow:
 			plan.baseline = append(plan.baseline, update(cur, p, api))
@@ -179,13 +179,13 @@ func planPolicies(in planInput) policyPlan {
 		if postponed[tierOf(u)] && classOf(u) != calico.ClassHold && !isStaged(u.GetKind()) {
 			continue
 		}
-		ch := policyChange{verb: verbDelete, name: name, class: classOf(u), object: u}
+		ch := PolicyWrite{Verb: Delete, Name: name, Class: classOf(u), Object: u}
 		switch {
 		case isStaged(u.GetKind()):
 			plan.narrow = append(plan.narrow, ch)
-		case ch.class == calico.ClassHold:
+		case ch.Class == calico.ClassHold:
 			plan.release = append(plan.release, ch)
-		case ch.class == calico.ClassBaseline:
+		case ch.Class == calico.ClassBaseline:
 			plan.baseline = append(plan.baseline, ch)
 		default:
 			// Allow policies, and anything whose class label was tampered
@@ -217,13 +217,13 @@ func planPolicies(in planInput) policyPlan {
 				}
 				h := policies.HoldOpen(t, d)
 				if !liveHold[api.StoredNameIn(h.Spec.Tier, h.Name)] {
-					plan.hold = append(plan.hold, policyChange{verb: verbCreate, name: h.Name, class: h.Class, object: api.Object(h), policy: h})
+					plan.hold = append(plan.hold, PolicyWrite{Verb: Create, Name: h.Name, Class: h.Class, Object: api.Object(h), Policy: h})
 				}
 			}
 		}
 	}
 	plan.planTiers(in, postponed)
-	for _, steps := range [][]policyChange{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
+	for _, steps := range [][]PolicyWrite{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
 		sortChanges(steps)
 	}
 	slices.Sort(plan.kept)
@@ -242,16 +242,16 @@ func (plan *policyPlan) planTiers(in planInput, postponed map[string]bool) {
 		want := in.api.TierObject(*t)
 		switch cur, ok := live[t.Name]; {
 		case !ok:
-			plan.tierWrites = append(plan.tierWrites, policyChange{verb: verbCreate, name: t.Name, class: classTier, object: want})
+			plan.tierWrites = append(plan.tierWrites, PolicyWrite{Verb: Create, Name: t.Name, Class: classTier, Object: want})
 		case !tierMatches(cur, *t):
-			plan.tierWrites = append(plan.tierWrites, policyChange{verb: verbUpdate, name: t.Name, class: classTier, object: mergeForUpdate(cur, want)})
+			plan.tierWrites = append(plan.tierWrites, PolicyWrite{Verb: Update, Name: t.Name, Class: classTier, Object: MergeForUpdate(cur, want)})
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(live)) {
 		if (in.tier != nil && name == in.tier.Name) || postponed[name] {
 			continue
 		}
-		plan.tierDeletes = append(plan.tierDeletes, policyChange{verb: verbDelete, name: name, class: classTier, object: live[name]})
+		plan.tierDeletes = append(plan.tierDeletes, PolicyWrite{Verb: Delete, Name: name, Class: classTier, Object: live[name]})
 	}
 }
 
@@ -311,7 +311,7 @@ func (plan *policyPlan) planAllowUpdate(cur *unstructured.Unstructured, p calico
 			wide.Spec = u
 			plan.widen = append(plan.widen, update(cur, wide, api))
 			final := update(cur, p, api)
-			final.afterUnion = true
+			final.OnWritten = true
 			plan.narrow = append(plan.narrow, final)
 			return
 		}
@@ -320,13 +320,13 @@ func (plan *policyPlan) planAllowUpdate(cur *unstructured.Unstructured, p calico
 	}
 }
 
-func update(cur *unstructured.Unstructured, p calico.Policy, api calico.API) policyChange {
-	return policyChange{verb: verbUpdate, name: p.Name, class: p.Class, object: mergeForUpdate(cur, api.Object(p)), policy: p}
+func update(cur *unstructured.Unstructured, p calico.Policy, api calico.API) PolicyWrite {
+	return PolicyWrite{Verb: Update, Name: p.Name, Class: p.Class, Object: MergeForUpdate(cur, api.Object(p)), Policy: p}
 }
 
-func sortChanges(changes []policyChange) {
-	slices.SortFunc(changes, func(a, b policyChange) int {
-		return cmp.Or(cmp.Compare(a.object.GetNamespace(), b.object.GetNamespace()), cmp.Compare(a.object.GetName(), b.object.GetName()))
+func sortChanges(changes []PolicyWrite) {
+	slices.SortFunc(changes, func(a, b PolicyWrite) int {
+		return cmp.Or(cmp.Compare(a.Object.GetNamespace(), b.Object.GetNamespace()), cmp.Compare(a.Object.GetName(), b.Object.GetName()))
 	})
 }
 

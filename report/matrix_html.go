@@ -1,7 +1,10 @@
 package report
 
 import (
+	"bytes"
+	"compress/gzip"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"html/template"
 	"io"
@@ -28,23 +31,51 @@ func MatrixHTML(w io.Writer, r MatrixReport) error {
 	if err != nil {
 		return err
 	}
-	encoded, err := json.Marshal(data)
+	encoded, encoding, err := encodePageData(data)
 	if err != nil {
 		return err
 	}
 	page := struct {
-		Scope, Policies, Classes, Compare, Empty, Skipped string
-		Notes                                             []string
-		Exceptions                                        []exceptionName
-		Style                                             template.CSS
-		Script, Data                                      template.JS
-	}{Scope: r.scope(), Policies: r.Policies, Classes: classesText(r.Matrix), Empty: strings.Join(r.Matrix.Empty, ", "),
+		Scope, Policies, Classes, Compare, Empty, Skipped, Encoding string
+		Notes                                                       []string
+		Exceptions                                                  []exceptionName
+		Style                                                       template.CSS
+		Script, Data                                                template.JS
+	}{Encoding: encoding, Scope: r.scope(), Policies: r.Policies, Classes: classesText(r.Matrix), Empty: strings.Join(r.Matrix.Empty, ", "),
 		Skipped: strings.Join(r.Matrix.Skipped, "; "), Notes: r.Notes, Exceptions: exceptionNames[1:],
 		Style: template.CSS(pageStyle), Script: template.JS(pageScript), Data: template.JS(encoded)}
 	if r.Compare != nil {
 		page.Compare = "Each square shows what changes when calico-pni's policies are in place (--preview): red loses connectivity, green gains it, amber changes otherwise; unchanged squares are pale, in the colour of their verdict. Details show the cell today and with calico-pni's policies."
 	}
 	return matrixPage.Execute(w, page)
+}
+
+// compressAbove is the size of the data above which the page holds it
+// compressed: a matrix of 1,000 projects with --compare on a cluster
+// without isolation has tens of thousands of distinct cells, each with
+// its own counts and deciding policies, and its details alone take
+// 12 MB; they compress tenfold. Smaller pages keep their data readable.
+const compressAbove = 256 << 10
+
+// encodePageData writes the page's data as JSON, and above compressAbove
+// as one JSON string holding the JSON gzipped and in base64, which the
+// page's script inflates with the browser's own DecompressionStream. It
+// returns the data and its encoding: "json" or "gzip".
+func encodePageData(d *pageData) ([]byte, string, error) {
+	encoded, err := json.Marshal(d)
+	if err != nil || len(encoded) <= compressAbove {
+		return encoded, "json", err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(encoded); err != nil {
+		return nil, "", err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, "", err
+	}
+	out, err := json.Marshal(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	return out, "gzip", err
 }
 
 // The data is JSON inside a script element: encoding/json escapes <, >
@@ -90,7 +121,7 @@ var matrixPage = template.Must(template.New("matrix").Parse(`<!DOCTYPE html>
 {{if .Skipped}}<p>Pods left out: {{.Skipped}}.</p>{{end}}
 {{range .Notes}}<p>Note: {{.}}</p>{{end}}
 </footer>
-<script type="application/json" id="matrix-data">{{.Data}}</script>
+<script type="application/json" id="matrix-data" data-encoding="{{.Encoding}}">{{.Data}}</script>
 <script>{{.Script}}</script>
 </body>
 </html>

@@ -103,9 +103,13 @@ type pageBuilder struct {
 	// described remembers the detail and decider of every distinct cell,
 	// by a hash of its content.
 	described map[uint64][]describedCell
-	recordIx  map[pageRecord]int32
-	records   []pageRecord
-	counts    []int
+	// last is the last cell described on each side (the matrix shown,
+	// and today's with a comparison), and lastRecord the last record.
+	last       [2]describedCell
+	lastRecord int32
+	recordIx   map[pageRecord]int32
+	records    []pageRecord
+	counts     []int
 }
 
 type describedCell struct {
@@ -134,7 +138,7 @@ func newPageData(r MatrixReport) (*pageData, error) {
 				}
 				rec = b.compared(today, shown)
 			} else {
-				rec.verdict, rec.detail, rec.decider = b.cell(today)
+				rec.verdict, rec.detail, rec.decider = b.cell(today, 0)
 			}
 			rec.exception = int32(classify(isolation.expect(i, j), *shown))
 			ids = append(ids, b.record(rec))
@@ -184,8 +188,8 @@ func futureCells(m, compare *evaluator.Matrix) func(i, j int) *evaluator.Cell {
 // with the change as changes() finds it for the text and CSV forms.
 func (b *pageBuilder) compared(today, future *evaluator.Cell) pageRecord {
 	var rec pageRecord
-	rec.verdict, rec.detail, rec.decider = b.cell(future)
-	rec.todayVerdict, rec.todayDetail, rec.todayDec = b.cell(today)
+	rec.verdict, rec.detail, rec.decider = b.cell(future, 0)
+	rec.todayVerdict, rec.todayDetail, rec.todayDec = b.cell(today, 1)
 	switch {
 	case loses(*today, *future):
 		rec.change = changeLose
@@ -199,7 +203,18 @@ func (b *pageBuilder) compared(today, future *evaluator.Cell) pageRecord {
 
 // cell returns the verdict code, detail and decider of a cell, each
 // detail formatted once for all the cells alike.
-func (b *pageBuilder) cell(c *evaluator.Cell) (verdict, detail, decider int32) {
+func (b *pageBuilder) cell(c *evaluator.Cell, side int) (verdict, detail, decider int32) {
+	// Neighbours in a row are often alike: compare with the last cell of
+	// the same side before hashing.
+	if last := &b.last[side]; last.cell.Verdict != "" && sameCell(&last.cell, c) {
+		return verdictCode(c.Verdict), last.detail, last.decider
+	}
+	verdict, detail, decider = b.describe(c)
+	b.last[side] = describedCell{cell: *c, detail: detail, decider: decider}
+	return verdict, detail, decider
+}
+
+func (b *pageBuilder) describe(c *evaluator.Cell) (verdict, detail, decider int32) {
 	h := b.hash(c)
 	for _, known := range b.described[h] {
 		if sameCell(&known.cell, c) {
@@ -258,14 +273,18 @@ func (b *pageBuilder) intern(s string) int32 {
 }
 
 func (b *pageBuilder) record(rec pageRecord) int32 {
-	if id, ok := b.recordIx[rec]; ok {
-		b.counts[id]++
-		return id
+	id, ok := b.lastRecord, len(b.records) > 0 && b.records[b.lastRecord] == rec
+	if !ok {
+		id, ok = b.recordIx[rec]
 	}
-	id := int32(len(b.records))
-	b.recordIx[rec] = id
-	b.records = append(b.records, rec)
-	b.counts = append(b.counts, 1)
+	if !ok {
+		id = int32(len(b.records))
+		b.recordIx[rec] = id
+		b.records = append(b.records, rec)
+		b.counts = append(b.counts, 0)
+	}
+	b.counts[id]++
+	b.lastRecord = id
 	return id
 }
 

@@ -18,7 +18,7 @@
     data: null, n: 0, cells: null, lower: [],
     colours: [], pale: [], exception: null, change: null,
     rows: [], cols: [], image: document.createElement('canvas'),
-    size: 12, labelWidth: 0, labelHeight: 0,
+    size: 12, sizeChosen: false, labelWidth: 0, labelHeight: 0,
     hover: null, selected: null, drawPending: false
   };
 
@@ -157,6 +157,10 @@
 
   function refresh() {
     select();
+    if (!page.sizeChosen) {
+      page.size = fitSize(Math.max(page.rows.length, page.cols.length));
+      el.size.value = page.size;
+    }
     paint();
     layout();
     status();
@@ -443,6 +447,7 @@
     entries.push({ key: 'hidden', colour: HIDDEN_COLOUR, name: 'not shown', why: 'left out by "Exceptions only" or "Changes only"' });
     el.legend.textContent = '';
     entries.forEach(function (e) {
+      if (e.key !== 'hidden' && !counts[e.key]) { return; }
       var item = add(el.legend, 'span', '');
       item.dataset.kind = e.key;
       var sw = add(item, 'span', '', 'swatch');
@@ -470,28 +475,49 @@
       ' columns: ' + number(R * C) + ' squares.' + (R && C ? '' : ' Nothing matches.');
   }
 
-  function defaultSize() {
-    var room = el.grid.clientWidth - page.labelWidth;
-    if (page.n <= 150) { return 12; }
-    return Math.max(3, Math.min(12, Math.floor(room / page.n)));
+  // fitSize is the square size for k rows or columns, until the reader
+  // picks one: large enough for the labels up to 150, else as many
+  // columns as the grid's width holds, down to 3 pixels.
+  function fitSize(k) {
+    var fits = Math.floor((el.grid.clientWidth - page.labelWidth) / Math.max(k, 1));
+    if (k <= 150) { return Math.max(12, Math.min(16, fits)); }
+    return Math.max(3, Math.min(12, fits));
   }
 
-  function start() {
-    page.data = JSON.parse(document.getElementById('matrix-data').textContent);
+  // load reads the page's data: JSON, or JSON gzipped in a base64 string
+  // (report/matrix_html.go), inflated by the browser.
+  function load() {
+    var holder = document.getElementById('matrix-data');
+    var content = JSON.parse(holder.textContent);
+    if (holder.dataset.encoding !== 'gzip') { return Promise.resolve(content); }
+    if (typeof DecompressionStream === 'undefined') {
+      return Promise.reject(new Error('this browser cannot inflate the page\'s compressed data (it lacks DecompressionStream)'));
+    }
+    var binary = atob(content), bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+    return new Response(stream).text().then(JSON.parse);
+  }
+
+  function start(data) {
+    page.data = data;
     page.n = page.data.groups.length;
     page.cells = decode(page.data, page.n);
     page.lower = page.data.groups.map(function (g) { return g.toLowerCase(); });
     prepare();
     measure();
     el['changes-control'].hidden = !page.data.compare;
-    page.size = defaultSize();
-    el.size.value = page.size;
     legend();
     toggleCounts();
     el.filter.addEventListener('input', refresh);
     el.exceptions.addEventListener('change', refresh);
     el.changes.addEventListener('change', refresh);
-    el.size.addEventListener('input', function () { page.size = Number(el.size.value); layout(); requestDraw(); });
+    el.size.addEventListener('input', function () {
+      page.sizeChosen = true;
+      page.size = Number(el.size.value);
+      layout();
+      requestDraw();
+    });
     el.grid.addEventListener('scroll', requestDraw);
     window.addEventListener('resize', requestDraw);
     el.grid.addEventListener('mousemove', function (ev) {
@@ -508,5 +534,8 @@
     document.body.dataset.state = 'ready';
   }
 
-  start();
+  load().then(start).catch(function (err) {
+    fail(err && err.message || String(err));
+    console.error(err);
+  });
 }());

@@ -2,8 +2,11 @@ package report
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -21,17 +24,7 @@ func readPage(t *testing.T, r MatrixReport) (*pageData, []int, string) {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	const open = `<script type="application/json" id="matrix-data">`
-	start := strings.Index(page, open)
-	if start < 0 {
-		t.Fatal("no data element in the page")
-	}
-	rest := page[start+len(open):]
-	end := strings.Index(rest, "</script>")
-	var d pageData
-	if err := json.Unmarshal([]byte(rest[:end]), &d); err != nil {
-		t.Fatalf("the page's data is not JSON: %v", err)
-	}
+	d := pageDataOf(t, page)
 	symbol := map[rune]int{}
 	for _, r := range d.Alphabet {
 		for c := r[0]; c <= r[1]; c++ {
@@ -58,7 +51,51 @@ func readPage(t *testing.T, r MatrixReport) (*pageData, []int, string) {
 	if n := len(d.Groups); len(ids) != n*n || len(pending) != 0 {
 		t.Fatalf("%d cells for %d groups", len(ids), n)
 	}
-	return &d, ids, page
+	return d, ids, page
+}
+
+// pageDataOf reads the data element of a page: JSON, or with
+// data-encoding="gzip" a JSON string of the JSON gzipped, in base64.
+func pageDataOf(t *testing.T, page string) *pageData {
+	t.Helper()
+	const open = `<script type="application/json" id="matrix-data" data-encoding="`
+	start := strings.Index(page, open)
+	if start < 0 {
+		t.Fatal("no data element in the page")
+	}
+	rest := page[start+len(open):]
+	encoding, rest, _ := strings.Cut(rest, `">`)
+	end := strings.Index(rest, "</script>")
+	content := []byte(rest[:end])
+	switch encoding {
+	case "gzip":
+		var packed string
+		if err := json.Unmarshal(content, &packed); err != nil {
+			t.Fatalf("the compressed data is not a JSON string: %v", err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(packed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if content, err = io.ReadAll(zr); err != nil {
+			t.Fatal(err)
+		}
+	case "json":
+	default:
+		t.Fatalf("data encoding %q", encoding)
+	}
+	var d pageData
+	if err := json.Unmarshal(content, &d); err != nil {
+		t.Fatalf("the page's data is not JSON: %v", err)
+	}
+	if big := len(content) > compressAbove; big != (encoding == "gzip") {
+		t.Errorf("%d bytes of data encoded as %s; compress above %d", len(content), encoding, compressAbove)
+	}
+	return &d
 }
 
 func allowCell(pairs int, by string) evaluator.Cell {

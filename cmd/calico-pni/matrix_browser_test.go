@@ -292,6 +292,9 @@ func TestBrowserMatrixRenders(t *testing.T) {
 	if len(m.Groups) != 101 {
 		t.Fatalf("%d groups in the synthetic cluster, want 100 projects and the System project", len(m.Groups))
 	}
+	if !strings.Contains(html, `id="matrix-data" data-encoding="json"`) {
+		t.Fatal("the page does not hold its data as plain JSON")
+	}
 	b := openPage(t, html)
 	if rows, cols := b.shown(); rows != len(m.Groups) || cols != len(m.Groups) {
 		t.Errorf("the page shows %d rows and %d columns, want %d", rows, cols, len(m.Groups))
@@ -486,7 +489,13 @@ func TestBrowserMatrixCompare(t *testing.T) {
 	if len(change) == 0 || len(change) == len(m.Cells) {
 		t.Fatalf("%d of %d cells change: the cluster does not test the view", len(change), len(m.Cells))
 	}
-	b := openPage(t, matrixOutput(t, path, "--compare", "-o", "html"))
+	html := matrixOutput(t, path, "--compare", "-o", "html")
+	// This page is large enough to hold its data compressed: the test
+	// covers the page's inflating of it.
+	if !strings.Contains(html, `id="matrix-data" data-encoding="gzip"`) {
+		t.Fatal("the compare page does not hold its data compressed")
+	}
+	b := openPage(t, html)
 	colourOf := func(from, to string) string {
 		switch change[[2]string{from, to}] {
 		case "lose":

@@ -480,7 +480,7 @@
   // columns as the grid's width holds, down to 3 pixels.
   function fitSize(k) {
     var fits = Math.floor((el.grid.clientWidth - page.labelWidth) / Math.max(k, 1));
-    if (k <= 150) { return Math.max(12, Math.min(16, fits)); }
+    if (k <= 150) { return Math.max(12, Math.min(24, fits)); }
     return Math.max(3, Math.min(12, fits));
   }
 

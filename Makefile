@@ -51,7 +51,7 @@ GO_DIRS := calico cmd config evaluator exposures internal objects plan policies 
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: all build test test-short vet fmt-check tools crds demo clean image-binaries image-check helm release-tools release-check release-binaries
+.PHONY: all build browser test test-short vet fmt-check tools crds demo clean image-binaries image-check helm release-tools release-check release-binaries
 
 all: build
 
@@ -122,9 +122,17 @@ image-binaries:
 image-check: tools crds image-binaries
 	$(GO) test -count=1 -run '^(TestDockerfile|TestDockerignore|TestImage)' ./internal/charttest/
 
+# Debian's Chromium, in which the HTML matrix is tested headless
+# (cmd/calico-pni/matrix_browser_test.go); installed with apt-get when
+# /usr/bin/chromium is missing.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium; }
+
 # The chart's tests run bin/calico-pni, bin/helm and the image's binaries;
 # `make image-check`'s tests run here with the rest.
-test: tools crds fmt-check vet build image-binaries
+test: tools crds browser fmt-check vet build image-binaries
 	$(BIN)/gotestsum --format testname -- -race -count=1 ./...
 
 # Unit tests only: skips the real-server tests.

@@ -18,7 +18,13 @@ type MatrixReport struct {
 	Compare *evaluator.Matrix
 	// Labels gives a group a longer name ("p-7xq2n (System project)").
 	Labels map[string]string
-	Notes  []string
+	// Projects gives each group's project ID ("" for a namespace in no
+	// project) and System the System project's ID, for the HTML page's
+	// comparison with plain isolation (isolation.go). Without Projects the
+	// page finds no exception.
+	Projects map[string]string
+	System   string
+	Notes    []string
 }
 
 func (r MatrixReport) label(g string) string {

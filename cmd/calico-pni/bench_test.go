@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/calico-pni/calico-pni/internal/synthetic"
+	"github.com/calico-pni/calico-pni/report"
 )
 
 // The synthetic cluster of the scale benchmark with one pod per user
@@ -79,5 +81,48 @@ func BenchmarkMatrixByProject(b *testing.B) {
 				benchRun(b, "matrix", "-f", path, "--by", "project")
 			})
 		}
+	}
+}
+
+// BenchmarkMatrixHTML: the HTML page alone, from the computed matrix to
+// the written page, with its size; compare=true is --compare on the
+// cluster without calico-pni (isolation being turned on, so that most
+// cells change). docs/benchmarks.md gives the figures; run with
+//
+//	go test ./cmd/calico-pni -short -run '^$' -bench MatrixHTML -benchmem -benchtime 3x
+func BenchmarkMatrixHTML(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		for _, compare := range []bool{false, true} {
+			b.Run(fmt.Sprintf("namespaces=%d/compare=%t", n, compare), func(b *testing.B) {
+				path := benchFile(b, n, "json")
+				if compare {
+					path = syntheticCluster(b, b.TempDir(), n, false)
+				}
+				in := evalInput{files: files{path}}
+				loaded, err := in.load(nil, compare)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := matrixReport(in, loaded, "project", "TCP", 0, compare)
+				var page bytes.Buffer
+				for b.Loop() {
+					page.Reset()
+					if err := report.MatrixHTML(&page, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(page.Len()), "page-bytes")
+			})
+		}
+	}
+}
+
+// BenchmarkMatrixByProjectHTML: matrix --by project -o html end to end,
+// from reading the file to the written page.
+func BenchmarkMatrixByProjectHTML(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("namespaces=%d/json", n), func(b *testing.B) {
+			benchRun(b, "matrix", "-f", benchFile(b, n, "json"), "--by", "project", "-o", "html")
+		})
 	}
 }

@@ -55,29 +55,7 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitInvalid, "%v", err)
 	}
-	groupOf := func(ns *evaluator.Namespace) string { return ns.Name }
-	if *by == "project" {
-		groupOf = func(ns *evaluator.Namespace) string {
-			if p := rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project; p != "" {
-				return p
-			}
-			return noProject
-		}
-	}
-	opts := evaluator.MatrixOptions{Protocol: proto, Port: uint16(*port), GroupOf: groupOf}
-	r := report.MatrixReport{By: *by, Policies: policiesText(in), Labels: groupLabels(loaded.today, *by)}
-	cluster := loaded.today
-	if in.preview {
-		cluster = loaded.preview
-	}
-	ix := in.index(cluster)
-	r.Matrix = ix.Matrix(opts)
-	r.Notes = ix.Notes()
-	if *compare {
-		r.Policies = "today: " + policiesText(evalInput{staged: in.staged})
-		future := in.index(loaded.preview)
-		r.Compare = future.Matrix(opts)
-	}
+	r := matrixReport(in, loaded, *by, proto, uint16(*port), *compare)
 	switch *output {
 	case "csv":
 		err = report.MatrixCSV(stdout, r)
@@ -97,18 +75,56 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// groupLabels marks the System project, found as calico-pni finds it.
-func groupLabels(c *evaluator.Cluster, by string) map[string]string {
-	if by != "project" {
-		return nil
+// matrixReport evaluates the matrix (and, with compare, the matrix under
+// calico-pni's policies) of what load read.
+func matrixReport(in evalInput, loaded *input, by, protocol string, port uint16, compare bool) report.MatrixReport {
+	groupOf := func(ns *evaluator.Namespace) string { return ns.Name }
+	if by == "project" {
+		groupOf = func(ns *evaluator.Namespace) string {
+			if p := rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project; p != "" {
+				return p
+			}
+			return noProject
+		}
 	}
+	opts := evaluator.MatrixOptions{Protocol: protocol, Port: port, GroupOf: groupOf}
+	r := report.MatrixReport{By: by, Policies: policiesText(in)}
+	r.Projects, r.System = groupProjects(loaded.today, by)
+	if r.System != "" && by == "project" {
+		r.Labels = map[string]string{r.System: r.System + " (System)"}
+	}
+	cluster := loaded.today
+	if in.preview {
+		cluster = loaded.preview
+	}
+	ix := in.index(cluster)
+	r.Matrix = ix.Matrix(opts)
+	r.Notes = ix.Notes()
+	if compare {
+		r.Policies = "today: " + policiesText(evalInput{staged: in.staged})
+		future := in.index(loaded.preview)
+		r.Compare = future.Matrix(opts)
+	}
+	return r
+}
+
+// groupProjects gives each group's project ("" for a namespace in no
+// project) and the System project, found as calico-pni finds them, for
+// the HTML page's comparison with plain isolation.
+func groupProjects(c *evaluator.Cluster, by string) (map[string]string, string) {
 	projects := map[string]string{}
 	for _, ns := range c.Namespaces {
 		projects[ns.Name] = rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project
 	}
 	system, _ := rancher.SystemProject("", func(name string) string { return projects[name] })
-	if system == "" {
-		return nil
+	if by == "namespace" {
+		return projects, system
 	}
-	return map[string]string{system: system + " (System)"}
+	groups := map[string]string{noProject: ""}
+	for _, p := range projects {
+		if p != "" {
+			groups[p] = p
+		}
+	}
+	return groups, system
 }

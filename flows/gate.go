@@ -58,9 +58,7 @@ type Readiness struct {
 // after the walls passed decides the same whether or not the walls are
 // enforced.
 func Gate(now time.Time, promote config.Promote, staged []StagedProject, ev Evidence, projectOf ProjectOf) []Readiness {
-	if projectOf == nil {
-		projectOf = func(string) string { return "" }
-	}
+	projectOf = cached(projectOf)
 	byProject := map[string][]Seen{}
 	for _, d := range ev.Denies {
 		if d.Key.Cause == CauseWall {

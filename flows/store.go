@@ -231,11 +231,20 @@ func (s *Store) ResumeFrom() (int64, bool) {
 	return from, true
 }
 
-// Pending returns the pending denies counted in the window ending now.
-func (s *Store) Pending() map[Key]Counts {
+// KeyCounts is a pending deny and its counts in the window.
+type KeyCounts struct {
+	Key Key
+	Counts
+}
+
+// Pending returns the pending denies counted in the window ending now, in
+// no particular order (Summarize sorts).
+func (s *Store) Pending() []KeyCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.window.Totals(s.opts.Clock())
+	out := make([]KeyCounts, 0, s.window.Len())
+	s.window.Each(s.opts.Clock(), func(k Key, c Counts) { out = append(out, KeyCounts{k, c}) })
+	return out
 }
 
 // Evidence returns what the promotion gate decides on.
@@ -248,6 +257,15 @@ func (s *Store) Evidence() Evidence {
 		ev.Denies = append(ev.Denies, r)
 	}
 	return ev
+}
+
+// EvidenceSince is Evidence().Since without the copy of the denies: when
+// the unbroken evidence began, zero when there is none now.
+func (s *Store) EvidenceSince() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, _ := s.cover.Since(s.opts.Clock())
+	return since
 }
 
 // Recent returns the latest observation of every flow seen in the window,

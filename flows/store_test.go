@@ -20,7 +20,7 @@ func TestStoreCountsEachEntryOnce(t *testing.T) {
 	next := pendingDeny("data", "shop", 5432, t0.Add(Interval))
 	s.Add(next)
 	key, _ := Classify(f)
-	if got := s.Pending()[key]; got.Flows != 2 || got.Connections != 4 {
+	if got := s.Pending(); len(got) != 1 || got[0].Key != key || got[0].Flows != 2 || got[0].Connections != 4 {
 		t.Errorf("pending %+v, want 2 flows of 2 connections each", got)
 	}
 	stats, keys, recent, last := s.Stats()

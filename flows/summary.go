@@ -69,14 +69,13 @@ type Summary struct {
 
 // Summarize groups pending denies (Store.Pending) by namespace and by
 // project, keeping topPeers peers per namespace (0: all).
-func Summarize(pending map[Key]Counts, projectOf ProjectOf, topPeers int) Summary {
-	if projectOf == nil {
-		projectOf = func(string) string { return "" }
-	}
-	var sum Summary
+func Summarize(pending []KeyCounts, projectOf ProjectOf, topPeers int) Summary {
+	projectOf = cached(projectOf)
+	sum := Summary{Rows: make([]Row, 0, len(pending))}
 	namespaces := map[string]*NamespaceSummary{}
 	peers := map[string]map[Peer]Counts{}
-	for k, c := range pending {
+	for _, p := range pending {
+		k, c := p.Key, p.Counts
 		row := Row{
 			Project: projectOf(k.Namespace), Namespace: k.Namespace, Direction: k.Direction, Cause: k.Cause,
 			PeerNamespace: k.PeerNamespace, PeerType: k.PeerType, PeerName: k.PeerName,
@@ -122,6 +121,22 @@ func Summarize(pending map[Key]Counts, projectOf ProjectOf, topPeers int) Summar
 	return sum
 }
 
+// cached asks projectOf once per namespace.
+func cached(projectOf ProjectOf) ProjectOf {
+	if projectOf == nil {
+		return func(string) string { return "" }
+	}
+	known := map[string]string{}
+	return func(ns string) string {
+		p, ok := known[ns]
+		if !ok {
+			p = projectOf(ns)
+			known[ns] = p
+		}
+		return p
+	}
+}
+
 func topOf(peers map[Peer]Counts, n int) []Peer {
 	out := make([]Peer, 0, len(peers))
 	for p, c := range peers {
@@ -129,8 +144,15 @@ func topOf(peers map[Peer]Counts, n int) []Peer {
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Peer) int {
-		return cmp.Or(cmp.Compare(b.Flows, a.Flows), cmp.Compare(a.Namespace, b.Namespace),
-			cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name))
+		switch {
+		case a.Flows != b.Flows:
+			return cmp.Compare(b.Flows, a.Flows)
+		case a.Namespace != b.Namespace:
+			return cmp.Compare(a.Namespace, b.Namespace)
+		case a.Type != b.Type:
+			return cmp.Compare(a.Type, b.Type)
+		}
+		return cmp.Compare(a.Name, b.Name)
 	})
 	if n > 0 && len(out) > n {
 		out = out[:n]
@@ -162,15 +184,32 @@ func byProject(namespaces []NamespaceSummary) []ProjectSummary {
 	return out
 }
 
+// compareRows orders rows by project, namespace, direction, peer, port,
+// protocol, cause and policy, comparing no more fields than it must.
 func compareRows(a, b Row) int {
-	return cmp.Or(
-		cmp.Compare(a.Project, b.Project), cmp.Compare(a.Namespace, b.Namespace),
-		cmp.Compare(a.Direction, b.Direction),
-		cmp.Compare(a.PeerNamespace, b.PeerNamespace), cmp.Compare(a.PeerType, b.PeerType),
-		cmp.Compare(a.PeerName, b.PeerName), cmp.Compare(a.Port, b.Port),
-		cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Cause, b.Cause), cmp.Compare(a.Policy, b.Policy),
-		boolCompare(a.Folded, b.Folded),
-	)
+	switch {
+	case a.Project != b.Project:
+		return cmp.Compare(a.Project, b.Project)
+	case a.Namespace != b.Namespace:
+		return cmp.Compare(a.Namespace, b.Namespace)
+	case a.Direction != b.Direction:
+		return cmp.Compare(a.Direction, b.Direction)
+	case a.PeerNamespace != b.PeerNamespace:
+		return cmp.Compare(a.PeerNamespace, b.PeerNamespace)
+	case a.PeerType != b.PeerType:
+		return cmp.Compare(a.PeerType, b.PeerType)
+	case a.PeerName != b.PeerName:
+		return cmp.Compare(a.PeerName, b.PeerName)
+	case a.Port != b.Port:
+		return cmp.Compare(a.Port, b.Port)
+	case a.Protocol != b.Protocol:
+		return cmp.Compare(a.Protocol, b.Protocol)
+	case a.Cause != b.Cause:
+		return cmp.Compare(a.Cause, b.Cause)
+	case a.Policy != b.Policy:
+		return cmp.Compare(a.Policy, b.Policy)
+	}
+	return boolCompare(a.Folded, b.Folded)
 }
 
 func boolCompare(a, b bool) int {

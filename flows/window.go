@@ -127,6 +127,14 @@ func (w *Window) Totals(now time.Time) map[Key]Counts {
 	return out
 }
 
+// Each calls fn for every key in the window ending at now.
+func (w *Window) Each(now time.Time, fn func(Key, Counts)) {
+	w.Advance(now)
+	for k, c := range w.totals {
+		fn(k, c)
+	}
+}
+
 // Len is the number of keys in the window.
 func (w *Window) Len() int { return len(w.totals) }
 

@@ -123,6 +123,9 @@ func (c *Client) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil {
+			err = fmt.Errorf("Goldmane at %s ended the stream", c.opts.Address)
+		}
 		if delivered {
 			attempt = 0
 		}

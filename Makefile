@@ -40,6 +40,13 @@ ACTIONLINT := $(BIN)/actionlint-$(ACTIONLINT_VERSION)
 KREW := $(BIN)/krew-$(KREW_VERSION)
 KREW_VALIDATE := $(BIN)/validate-krew-manifest-$(KREW_VERSION)
 
+# The protobuf generators of `make proto`, from the Go modules of the
+# protobuf and gRPC runtimes calico-pni links (go.mod).
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.1
+PROTOC_GEN_GO := $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
+PROTOC_GEN_GO_GRPC := $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+
 # The platforms of the container image (Dockerfile).
 IMAGE_ARCHES := amd64 arm64
 
@@ -47,11 +54,11 @@ IMAGE_ARCHES := amd64 arm64
 # (Calico 3.28): test data only, never imported into the product.
 CALICO_MODULE := github.com/projectcalico/calico@v1.11.0-cni-plugin.0.20250813170300-a0db560f0520
 
-GO_DIRS := calico cmd config evaluator exposures internal objects plan policies rancher report sync tools
+GO_DIRS := calico cmd config evaluator exposures flows internal objects plan policies rancher report sync tools
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: all build browser test test-short vet fmt-check tools crds demo clean image-binaries image-check helm release-tools release-check release-binaries
+.PHONY: all build browser test test-short vet fmt-check tools crds demo clean image-binaries image-check helm release-tools release-check release-binaries proto
 
 all: build
 
@@ -91,6 +98,25 @@ $(KREW) $(KREW_VALIDATE) &:
 	mv $(KREW).d/krew $(KREW) && mv $(KREW).d/validate-krew-manifest $(KREW_VALIDATE) && rmdir $(KREW).d
 
 release-tools: $(GORELEASER) $(ACTIONLINT) $(KREW) $(KREW_VALIDATE)
+
+$(PROTOC_GEN_GO):
+	GOBIN=$@.d $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	mv $@.d/protoc-gen-go $@ && rmdir $@.d
+
+$(PROTOC_GEN_GO_GRPC):
+	GOBIN=$@.d $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	mv $@.d/protoc-gen-go-grpc $@ && rmdir $@.d
+
+# The Go code of calico-pni's definition of Goldmane's API
+# (flows/goldmanepb), regenerated from its .proto. The generated files are
+# committed, so that building and testing need no protoc; protoc is
+# Debian's protobuf-compiler, installed when missing.
+proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+	command -v protoc >/dev/null || { apt-get update && apt-get install -y protobuf-compiler; }
+	protoc --proto_path=. \
+	  --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --go_out=. --go_opt=paths=source_relative \
+	  --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+	  flows/goldmanepb/goldmane.proto
 
 $(BIN)/crds/.done: Makefile
 	rm -rf $(BIN)/crds && mkdir -p $(BIN)/crds

@@ -85,6 +85,8 @@ type Config struct {
 	Rollout string `json:"rollout"`
 	// Projects says project by project what the rollout does.
 	Projects Projects `json:"projects"`
+	// Flows is where calico-pni reads Calico's flow logs (config/flows.go).
+	Flows Flows `json:"flows"`
 }
 
 // Rollout modes.
@@ -106,6 +108,9 @@ type Projects struct {
 	Enforce []string `json:"enforce"`
 	// Stage: staged policies only.
 	Stage []string `json:"stage"`
+	// Promote is the gate a staged project passes once the flow logs show
+	// it quiet (config/flows.go).
+	Promote Promote `json:"promote"`
 }
 
 // Enforcement modes.
@@ -327,7 +332,8 @@ func Default() *Config {
 		Enforcement:  EnforcementAuto,
 		Tier:         Tier{Order: 10000},
 		Rollout:      RolloutEnforce,
-		Projects:     Projects{Enforce: []string{AllProjects}, Stage: []string{}},
+		Projects:     Projects{Enforce: []string{AllProjects}, Stage: []string{}, Promote: DefaultPromote()},
+		Flows:        DefaultFlows(),
 	}
 }
 

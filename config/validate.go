@@ -224,6 +224,7 @@ func (c *Config) Validate() error {
 	if c.Tier.Order <= 0 || c.Tier.Order >= 1_000_000 {
 		fail("tier.order", "%v: must lie between 0 and the default tier's 1,000,000, so that the walls come before tenants' policies", c.Tier.Order)
 	}
+	errs = append(errs, c.flowsErrors()...)
 	return errors.Join(errs...)
 }
 

@@ -367,7 +367,11 @@ func (c *Controller) Config() *config.Config { return c.cfg.Load() }
 // SetConfig puts a new, already validated configuration in force and
 // starts a refresh pass.
 func (c *Controller) SetConfig(cfg *config.Config) {
-	c.cfg.Store(cfg)
+	old := c.cfg.Swap(cfg)
+	if old != nil && stagingOf(old) != stagingOf(cfg) && (old.IsolateEgress != cfg.IsolateEgress || old.Enforcement != cfg.Enforcement || old.Tier != cfg.Tier) {
+		// docs/design.md bounds this case: two transitions in one.
+		c.log.Warn("the new configuration changes the staging of projects together with isolateEgress or the tier: for the passes that make both changes, connections between staged and enforced projects may briefly be denied or allowed although neither configuration does; change one of them at a time")
+	}
 	c.o.Metrics.ConfigReloads.WithLabelValues("applied").Inc()
 	c.log.Info("configuration applied")
 	c.mu.Lock()
@@ -534,4 +538,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// stagingOf says which projects a configuration stages or enforces.
+func stagingOf(cfg *config.Config) string {
+	return fmt.Sprint(cfg.Rollout, cfg.Projects.Stage, cfg.Projects.Enforce)
 }

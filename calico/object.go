@@ -37,7 +37,7 @@ const (
 	// ClassHold is a policy that lets everything through in one direction
 	// for isolated namespaces while isolation in that direction is switched
 	// on or off, so that no single write of the switch denies what both the
-	// state before and the state after allow (sync/steps.go).
+	// state before and the state after allow (package plan).
 	ClassHold Class = "hold"
 )
 

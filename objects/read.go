@@ -1,7 +1,7 @@
 // Package objects reads Kubernetes and Calico objects into the policy
 // evaluator's model: the output of `kubectl get ... -o yaml` (any subset
 // of the kinds, one object, Lists, several documents), or the objects the
-// live reader in package sync lists from a cluster. Errors name the
+// live reader in package cluster lists from a cluster. Errors name the
 // source, the document and the object.
 package objects
 

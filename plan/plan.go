@@ -1,6 +1,6 @@
 // Package plan computes calico-pni's writes as an ordered plan: a list of
 // steps, each a set of writes that may run in parallel because no order
-// inside it matters. The executor (package sync) finishes and checks each
+// inside it matters. The executor (package cluster) finishes and checks each
 // step before it begins the next, and waits between steps where the
 // dataplane must catch up (see Wait). Every transition calico-pni makes —
 // a pass over any number of namespace and policy changes, a mode switch,

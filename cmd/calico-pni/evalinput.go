@@ -16,10 +16,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/objects"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 // evaluatedKinds is the kubectl command whose output explain and matrix
@@ -160,5 +160,5 @@ func readCluster(kubeconfig string, r *objects.Reader) (calico.API, error) {
 	if err != nil {
 		return calico.API{}, err
 	}
-	return sync.ListObjects(ctx, disc, dyn, r.Add)
+	return cluster.ListObjects(ctx, disc, dyn, r.Add)
 }

@@ -14,9 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/policies"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 // Leader failover, the hard way: the leader's process is stopped (SIGSTOP)
@@ -60,7 +60,7 @@ func TestLeaderFailoverTheHardWay(t *testing.T) {
 			_ = e.DeleteNamespace(ctx, ns)
 		}
 		moveNamespace(t, e, "shop-batch", "p-b6jcw")
-		if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16}); err != nil {
+		if _, err := cluster.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), cluster.CleanupOptions{Workers: 16}); err != nil {
 			t.Error(err)
 		}
 	})

@@ -13,9 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/policies"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 // configVolume lays out a configuration file the way the kubelet mounts a
@@ -228,7 +228,7 @@ func cleanupAfterDaemon(t *testing.T, e *testbed.Env, lease string) {
 	t.Helper()
 	ctx := context.Background()
 	_ = e.Kube.CoordinationV1().Leases("default").Delete(ctx, lease, metav1.DeleteOptions{})
-	if _, err := sync.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16}); err != nil {
+	if _, err := cluster.Cleanup(ctx, e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), cluster.CleanupOptions{Workers: 16}); err != nil {
 		t.Error(err)
 	}
 }

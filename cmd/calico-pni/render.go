@@ -14,9 +14,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/policies"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -127,21 +127,21 @@ func renderFromCluster(kubeconfig, api, version string) (policies.Snapshot, cali
 	if err != nil {
 		return policies.Snapshot{}, calico.API{}, err
 	}
-	snap, err := sync.ListSnapshot(ctx, kube)
+	snap, err := cluster.ListSnapshot(ctx, kube)
 	if err != nil {
 		return snap, calico.API{}, err
 	}
 	var target calico.API
 	switch api {
 	case "":
-		target, err = sync.DetectAPI(ctx, disc, dyn, version)
+		target, err = cluster.DetectAPI(ctx, disc, dyn, version)
 	case "v3":
 		target.Group = calico.GroupV3
 		if version != "" {
 			target.Version, err = calico.ParseVersion(version)
 		}
 	case "v1":
-		target, err = sync.DetectAPI(ctx, disc, dyn, version)
+		target, err = cluster.DetectAPI(ctx, disc, dyn, version)
 		target.Group = calico.GroupV1
 	}
 	return snap, target, err

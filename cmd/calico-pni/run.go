@@ -16,7 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,8 +38,10 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/config"
-	"github.com/calico-pni/calico-pni/sync"
+	"github.com/calico-pni/calico-pni/controller"
+	"github.com/calico-pni/calico-pni/metrics"
 )
 
 // runFlags are the flags of `calico-pni run`.
@@ -80,7 +82,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.burst, "kube-api-burst", 2000, "requests to the API server in a burst")
 	fs.IntVar(&f.workers, "write-workers", 16, "writes made at once within one step of a pass")
 	fs.DurationVar(&f.debounce, "debounce", 100*time.Millisecond, "how long a change waits for more changes before a pass")
-	fs.DurationVar(&f.settle, "settle", sync.DefaultSettle, "how long a step of a transition waits after writes of another kind it relies on, for Calico's dataplane to apply them (0: no wait)")
+	fs.DurationVar(&f.settle, "settle", cluster.DefaultSettle, "how long a step of a transition waits after writes of another kind it relies on, for Calico's dataplane to apply them (0: no wait)")
 	fs.StringVar(&f.httpAddress, "http-address", ":8080", "address of /healthz, /readyz and /metrics")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader among replicas; only the leader writes")
 	fs.StringVar(&f.leaseNS, "leader-election-namespace", "", "namespace of the leader Lease (default: --pod-namespace)")
@@ -165,8 +167,8 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 type daemon struct {
 	f          runFlags
 	log        *slog.Logger
-	controller *sync.Controller
-	metrics    *sync.Metrics
+	controller *controller.Controller
+	metrics    *metrics.Metrics
 	registry   *prometheus.Registry
 	leading    atomic.Bool
 	configHash atomic.Value // []byte: the file content in force
@@ -226,10 +228,10 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 
 	d.configHash.Store(content)
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d.metrics = sync.NewMetrics(d.registry)
+	d.metrics = metrics.New(d.registry)
 
 	recorder, self := eventRecorder(ctx, restCfg, f)
-	d.controller, err = sync.New(sync.Options{
+	d.controller, err = controller.New(controller.Options{
 		Kube: kube, Dynamic: dyn, Discovery: disc, Config: cfg,
 		CalicoVersion: f.calicoVersion, DryRun: f.dryRun, Workers: f.workers, Debounce: f.debounce, Settle: f.settle,
 		Recorder: recorder, Self: self, Metrics: d.metrics, Logger: log,
@@ -372,7 +374,7 @@ func (d *daemon) lead(ctx context.Context) {
 	// therefore begins only once the last one has ended: two terms at once
 	// would share the controller's queue and watches, and the old one's
 	// teardown would silence the new one.
-	var term gosync.Mutex
+	var term sync.Mutex
 	id := d.lock.Identity()
 	for ctx.Err() == nil {
 		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{

@@ -15,9 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/policies"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 // 8. A bad configuration stops the daemon at start with exit code 1 and a
@@ -115,7 +115,7 @@ func TestDaemonsLeaderElectionAndReload(t *testing.T) {
 	t.Cleanup(func() {
 		stopA()
 		stopB()
-		_, err := sync.Cleanup(context.Background(), e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), sync.CleanupOptions{Workers: 16})
+		_, err := cluster.Cleanup(context.Background(), e.Kube, e.Dynamic, discovery.NewDiscoveryClientForConfigOrDie(e.Config), cluster.CleanupOptions{Workers: 16})
 		if err != nil {
 			t.Error(err)
 		}

@@ -13,8 +13,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/policies"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 // stateUnknown is shown for a namespace without a readable status: the
@@ -70,7 +70,7 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	statuses, err := sync.NamespaceStatuses(ctx, kube)
+	statuses, err := cluster.NamespaceStatuses(ctx, kube)
 	if err != nil {
 		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitInvalid
@@ -127,7 +127,7 @@ func parseStates(s string) ([]policies.State, error) {
 // statusRows turns what the cluster holds into rows, a namespace without
 // a readable status into an unknown one, and counts the namespaces that
 // have a status.
-func statusRows(statuses []sync.NamespaceStatus) ([]statusRow, int) {
+func statusRows(statuses []cluster.NamespaceStatus) ([]statusRow, int) {
 	rows := make([]statusRow, 0, len(statuses))
 	known := 0
 	for _, s := range statuses {

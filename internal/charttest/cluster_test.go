@@ -11,7 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +37,7 @@ import (
 // the calico-pni binary.
 
 var (
-	fixtureOnce gosync.Once
+	fixtureOnce sync.Once
 	fixtureErr  error
 )
 

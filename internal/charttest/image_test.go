@@ -378,7 +378,7 @@ func TestDockerignore(t *testing.T) {
 			t.Errorf(".dockerignore pattern %q keeps %s, which the build needs, out of the image build", p, f)
 		}
 	}
-	for _, f := range []string{"bin/calico-pni", "sync/daemon_test.go", "testdata/article-cluster.yaml", "charts/calico-pni/values.yaml", ".git/HEAD"} {
+	for _, f := range []string{"bin/calico-pni", "controller/daemon_server_test.go", "testdata/article-cluster.yaml", "charts/calico-pni/values.yaml", ".git/HEAD"} {
 		if _, ok := dockerIgnored(f, patterns); !ok {
 			t.Errorf(".dockerignore lets %s into the build context", f)
 		}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -128,7 +128,7 @@ func plainClient(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Int
 func parallel(workers, n int, fn func(int) error) error {
 	var next atomic.Int64
 	var first atomic.Value
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for range max(workers, 1) {
 		wg.Add(1)
 		go func() {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,7 +29,7 @@ type watcher struct {
 	policies   cache.SharedIndexInformer
 	cancel     context.CancelFunc
 
-	mu         gosync.Mutex
+	mu         sync.Mutex
 	wantStatus map[string]string // namespace -> status annotation
 	wantPolicy map[string]bool   // stored names
 	okStatus   map[string]bool

@@ -11,13 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/policies"
-	"github.com/calico-pni/calico-pni/sync"
 )
 
 // api detects the Calico API as the daemon does.
 func (s *soak) api() (calico.API, error) {
-	return sync.DetectAPI(context.Background(), s.disc, s.e.Dynamic, "")
+	return cluster.DetectAPI(context.Background(), s.disc, s.e.Dynamic, "")
 }
 
 // converged reports whether the cluster holds exactly what `calico-pni
@@ -30,7 +30,7 @@ func (s *soak) converged() error {
 	if err != nil {
 		return err
 	}
-	snap, err := sync.ListSnapshot(ctx, s.e.Kube)
+	snap, err := cluster.ListSnapshot(ctx, s.e.Kube)
 	if err != nil {
 		return err
 	}

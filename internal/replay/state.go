@@ -156,12 +156,7 @@ func (s *State) applyNamespace(w testbed.Write) error {
 }
 
 // LoadState reads a State from files of Kubernetes objects (as `kubectl
-// get -o yaml` prints them, Lists expanded). A Namespace read again adds
-// its labels to the first one's, so that the output of `calico-pni
-// render` (calico-pni's labels) completes a cluster file. Objects a State
-// does not hold (pods, nodes, services, Calico's configuration) are
-// left out; a HostEndpoint, which the evaluator does not model, is an
-// error.
+// get -o yaml` prints them, Lists expanded); see AddObjects.
 func LoadState(paths ...string) (*State, error) {
 	s := NewState()
 	for _, path := range paths {
@@ -173,23 +168,36 @@ func LoadState(paths ...string) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		for _, u := range objs {
-			switch kind := u.GetKind(); {
-			case kind == "Namespace":
-				l := s.Namespaces[u.GetName()]
-				if l == nil {
-					l = map[string]string{}
-				}
-				maps.Copy(l, u.GetLabels())
-				s.Namespaces[u.GetName()] = l
-			case kind == "HostEndpoint":
-				return nil, fmt.Errorf("%s: HostEndpoint %s: host endpoints are not modelled", path, u.GetName())
-			case resourceOfKind[kind] != "":
-				if err := s.Add(u); err != nil {
-					return nil, fmt.Errorf("%s: %w", path, err)
-				}
-			}
+		if err := s.AddObjects(objs); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return s, nil
+}
+
+// AddObjects adds objects as files hold them. A Namespace read again adds
+// its labels to the first one's, so that the output of `calico-pni
+// render` (calico-pni's labels) completes a cluster file. Objects a State
+// does not hold (pods, nodes, services, Calico's configuration) are
+// left out; a HostEndpoint, which the evaluator does not model, is an
+// error.
+func (s *State) AddObjects(objs []*unstructured.Unstructured) error {
+	for _, u := range objs {
+		switch kind := u.GetKind(); {
+		case kind == "Namespace":
+			l := s.Namespaces[u.GetName()]
+			if l == nil {
+				l = map[string]string{}
+			}
+			maps.Copy(l, u.GetLabels())
+			s.Namespaces[u.GetName()] = l
+		case kind == "HostEndpoint":
+			return fmt.Errorf("HostEndpoint %s: host endpoints are not modelled", u.GetName())
+		case resourceOfKind[kind] != "":
+			if err := s.Add(u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

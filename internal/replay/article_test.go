@@ -18,7 +18,21 @@ var (
 	// calico-pni's own tier on Calico 3.31.
 	goldenDefault = filepath.Join("..", "..", "policies", "testdata", "article.golden.yaml")
 	goldenTier    = filepath.Join("..", "..", "policies", "testdata", "article-tier-3.31.golden.yaml")
+	// goldenTierV3 is calico-pni's tier on Calico 3.32, in
+	// projectcalico.org/v3 with names without the tier prefix: the same
+	// verdicts as goldenTier.
+	goldenTierV3 = filepath.Join("..", "..", "policies", "testdata", "article-tier-3.32.golden.yaml")
 )
+
+// articleModes are the golden files the table states verdicts for.
+var articleModes = []struct {
+	name, golden string
+	want         func(articleRow) Verdict
+}{
+	{"default tier (3.28)", goldenDefault, func(r articleRow) Verdict { return r.inDefault }},
+	{"tier (3.31)", goldenTier, func(r articleRow) Verdict { return r.inTier }},
+	{"tier (3.32, v3)", goldenTierV3, func(r articleRow) Verdict { return r.inTier }},
+}
 
 // The article's pods and addresses by short name.
 var articleNames = map[string]string{
@@ -72,7 +86,8 @@ type articleRow struct {
 	inDefault, inTier Verdict
 	why               string
 	// productDisagrees marks a row where calico-pni's own evaluator
-	// gives another verdict (see TestProductEvaluatorAgrees).
+	// gives another verdict in at least one mode (see
+	// TestProductEvaluatorAgrees).
 	productDisagrees bool
 }
 
@@ -163,13 +178,7 @@ func TestArticleTable(t *testing.T) {
 		t.Fatalf("the table has %d rows; it must cover at least 40 connections", len(articleTable))
 	}
 	probes := articleProbes(t)
-	for _, mode := range []struct {
-		name, golden string
-		want         func(articleRow) Verdict
-	}{
-		{"default tier", goldenDefault, func(r articleRow) Verdict { return r.inDefault }},
-		{"tier", goldenTier, func(r articleRow) Verdict { return r.inTier }},
-	} {
+	for _, mode := range articleModes {
 		ix := NewIndex(articleState(t, mode.golden))
 		for _, row := range articleTable {
 			c := row.conn(t, probes)

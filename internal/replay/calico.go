@@ -164,11 +164,12 @@ func policyTypes(spec calicoSpec, v3 bool) ([2]bool, error) {
 		out[egress] = len(spec.Egress) > 0
 		return out, nil
 	}
+	// Felix compares types without case.
 	for _, t := range spec.Types {
-		switch t {
-		case "Ingress":
+		switch strings.ToLower(t) {
+		case "ingress":
 			out[ingress] = true
-		case "Egress":
+		case "egress":
 			out[egress] = true
 		default:
 			return out, fmt.Errorf("types: %q is neither Ingress nor Egress", t)

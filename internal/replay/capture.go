@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,7 +80,7 @@ func list(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionRes
 		// some clients; the state reads them.
 		if u.GetKind() == "" {
 			u.SetAPIVersion(gvr.GroupVersion().String())
-			u.SetKind(l.GetKind()[:len(l.GetKind())-len("List")])
+			u.SetKind(strings.TrimSuffix(l.GetKind(), "List"))
 		}
 		out[i] = &u
 	}

@@ -33,8 +33,9 @@ type Report struct {
 // Gap is a connection whose verdict, after a write, differed from the
 // verdict it has both before the writes and after them.
 type Gap struct {
-	// After is the index of the write in commit order (from 0), Write the
-	// write itself.
+	// After is the index of the write among the replayed writes, in
+	// commit order from 0 (writes to what decides no connection left
+	// out); Write is the write itself.
 	After int
 	Write testbed.Write
 	Conn  Conn

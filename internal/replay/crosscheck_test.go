@@ -85,13 +85,7 @@ func productEndpoint(t *testing.T, ix *evaluator.Index, ep *Endpoint) *evaluator
 // shows here as a row to unmark.
 func TestProductEvaluatorAgrees(t *testing.T) {
 	probes := articleProbes(t)
-	for _, mode := range []struct {
-		name, golden string
-		want         func(articleRow) Verdict
-	}{
-		{"default tier", goldenDefault, func(r articleRow) Verdict { return r.inDefault }},
-		{"tier", goldenTier, func(r articleRow) Verdict { return r.inTier }},
-	} {
+	for _, mode := range articleModes {
 		ix := productIndex(t, mode.golden)
 		for _, row := range articleTable {
 			c := row.conn(t, probes)
@@ -105,7 +99,7 @@ func TestProductEvaluatorAgrees(t *testing.T) {
 			case !agrees && !row.productDisagrees:
 				t.Errorf("%s: calico-pni's evaluator says %s is %s (%s); the table says %s (%s)", mode.name, c, res.Verdict, res.Reason, mode.want(row), row.why)
 			case agrees && row.productDisagrees:
-				t.Logf("%s: calico-pni's evaluator now agrees on %s: unmark the row if it agrees in both modes", mode.name, c)
+				t.Logf("%s: calico-pni's evaluator agrees on %s in this mode (the row is marked for another; unmark it once it agrees in all)", mode.name, c)
 			case !agrees:
 				t.Logf("%s: known disagreement: calico-pni's evaluator says %s is %s (%s); the table says %s", mode.name, c, res.Verdict, res.Reason, mode.want(row))
 			}

@@ -3,6 +3,7 @@ package replay
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Verdict is what happens to a connection.
@@ -16,20 +17,59 @@ const (
 // Decision is a connection's verdict and what decided each side.
 type Decision struct {
 	Verdict Verdict
-	// Egress says what decided at the source pod, Ingress at the
-	// destination pod ("" for a plain address, which has no policy).
-	Egress, Ingress string
+	// egress and ingress trace the source's and destination's sides (nil
+	// for a plain address, which has no policy).
+	egress, ingress *trace
 }
+
+// Egress says what decided at the source pod ("" for a plain address).
+func (d Decision) Egress() string { return d.egress.String() }
+
+// Ingress says what decided at the destination pod ("" for a plain
+// address).
+func (d Decision) Ingress() string { return d.ingress.String() }
 
 func (d Decision) String() string {
 	out := string(d.Verdict)
-	if d.Egress != "" {
-		out += "; egress: " + d.Egress
+	if d.egress != nil {
+		out += "; egress: " + d.Egress()
 	}
-	if d.Ingress != "" {
-		out += "; ingress: " + d.Ingress
+	if d.ingress != nil {
+		out += "; ingress: " + d.Ingress()
 	}
 	return out
+}
+
+// step is what one tier did on a side: a rule that matched, or the
+// tier's end (rule -1, policy the first that selected the endpoint).
+type step struct {
+	action string
+	policy *policy
+	rule   int
+	tier   string
+}
+
+// trace is what a side went through; after its last step (if that
+// passed) the namespace's profile allowed. Formatting waits until a
+// report needs it.
+type trace []step
+
+func (tr *trace) String() string {
+	if tr == nil {
+		return ""
+	}
+	var parts []string
+	for _, s := range *tr {
+		if s.rule < 0 {
+			parts = append(parts, fmt.Sprintf("end of tier %s (%s selects it): %s", s.tier, s.policy, s.action))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s rule %d of %s (tier %s)", s.action, s.rule, s.policy, s.tier))
+		}
+	}
+	if n := len(*tr); n == 0 || (*tr)[n-1].action == actionPass {
+		parts = append(parts, "the namespace's profile allows (no policy decided)")
+	}
+	return strings.Join(parts, ", then ")
 }
 
 // Evaluate decides a connection the way Felix would: egress at the
@@ -47,23 +87,21 @@ func (ix *Index) Evaluate(c Conn) (Decision, error) {
 	t := traffic{conn: c, protocol: proto}
 	d := Decision{Verdict: Allowed}
 	for _, side := range []struct {
-		dir    direction
-		local  *Endpoint
-		reason *string
-	}{{egress, c.Src, &d.Egress}, {ingress, c.Dst, &d.Ingress}} {
+		dir   direction
+		local *Endpoint
+		trace **trace
+	}{{egress, c.Src, &d.egress}, {ingress, c.Dst, &d.ingress}} {
 		if side.local.Pod == nil {
 			continue
 		}
-		v, reason, err := ix.side(side.local.Pod, side.dir, t)
+		v, tr, err := ix.side(side.local.Pod, side.dir, t)
 		if err != nil {
 			return Decision{}, fmt.Errorf("%s: %s of %s: %w", c, side.dir, side.local.Name, err)
 		}
-		*side.reason = reason
+		*side.trace = &tr
 		if v == Denied {
 			d.Verdict = Denied
-			if side.dir == egress {
-				break
-			}
+			break
 		}
 	}
 	return d, nil
@@ -109,62 +147,89 @@ func (ix *Index) checkConn(c Conn) error {
 // to the next tier; Log goes on); a tier with a selecting policy and no
 // decision ends with its default action; after the last tier the
 // namespace's profile allows.
-func (ix *Index) side(pod *Pod, d direction, t traffic) (Verdict, string, error) {
+func (ix *Index) side(pod *Pod, d direction, t traffic) (Verdict, trace, error) {
+	tiers, err := ix.selected(pod, d)
+	if err != nil {
+		return "", nil, err
+	}
+	var tr trace
+	for _, ts := range tiers {
+		s := tierStep(ix, ts, d, t)
+		tr = append(tr, s)
+		switch s.action {
+		case actionAllow:
+			return Allowed, tr, nil
+		case actionDeny:
+			return Denied, tr, nil
+		}
+	}
+	return Allowed, tr, nil
+}
+
+// tierStep evaluates the policies of a tier that select the endpoint.
+func tierStep(ix *Index, ts tierSelection, d direction, t traffic) step {
+	for _, p := range ts.policies {
+		for i, r := range p.rules[d] {
+			if r.action != actionLog && ix.ruleMatches(r, t) {
+				return step{action: r.action, policy: p, rule: i, tier: ts.tier.name}
+			}
+		}
+	}
+	return step{action: ts.tier.defaultAction, policy: ts.policies[0], rule: -1, tier: ts.tier.name}
+}
+
+// tierSelection is a tier and its policies that select an endpoint in a
+// direction, in order.
+type tierSelection struct {
+	tier     tier
+	policies []*policy
+}
+
+// selected returns, for a pod and a direction, the tiers with policies
+// that select it; a policy that cannot be read and may select it, or a
+// tier that cannot be ordered, is an error.
+func (ix *Index) selected(pod *Pod, d direction) ([]tierSelection, error) {
+	key := selectionKey{pod, d}
+	if s, ok := ix.selections[key]; ok {
+		return s.tiers, s.err
+	}
+	tiers, err := ix.selectUncached(pod, d)
+	ix.selections[key] = selection{tiers, err}
+	return tiers, err
+}
+
+type selectionKey struct {
+	pod *Pod
+	dir direction
+}
+
+type selection struct {
+	tiers []tierSelection
+	err   error
+}
+
+func (ix *Index) selectUncached(pod *Pod, d direction) ([]tierSelection, error) {
 	l := ix.podLabels(pod)
 	for _, p := range ix.broken {
 		if p.selects == nil || p.selects.matches(l) {
-			return "", "", p.err
+			return nil, p.err
 		}
 	}
-	trail := ""
+	var out []tierSelection
 	for _, tp := range ix.tiers {
-		var selecting []*policy
+		ts := tierSelection{tier: tp.tier}
 		for _, p := range tp.policies {
 			if p.governs[d] && p.selects.matches(l) {
-				selecting = append(selecting, p)
+				ts.policies = append(ts.policies, p)
 			}
 		}
-		if len(selecting) == 0 {
+		if len(ts.policies) == 0 {
 			continue
 		}
 		if tp.err != nil {
-			return "", "", tp.err
+			return nil, tp.err
 		}
-		v, reason, passed, err := ix.tierVerdict(tp, selecting, d, t)
-		if err != nil || !passed {
-			return v, trail + reason, err
-		}
-		trail += reason + ", then "
+		out = append(out, ts)
 	}
-	return Allowed, trail + "the namespace's profile allows (no policy decided)", nil
-}
-
-// tierVerdict evaluates the selecting policies of one tier; passed says
-// the tier passed the connection on.
-func (ix *Index) tierVerdict(tp *tierPolicies, selecting []*policy, d direction, t traffic) (Verdict, string, bool, error) {
-	for _, p := range selecting {
-		for i, r := range p.rules[d] {
-			ok, err := ix.ruleMatches(r, t)
-			if err != nil {
-				return "", "", false, fmt.Errorf("%s %s rule %d: %w", p, d, i, err)
-			}
-			if !ok {
-				continue
-			}
-			hit := fmt.Sprintf("%s rule %d of %s (tier %s)", r.action, i, p, tp.tier.name)
-			switch r.action {
-			case actionAllow:
-				return Allowed, hit, false, nil
-			case actionDeny:
-				return Denied, hit, false, nil
-			case actionPass:
-				return "", hit, true, nil
-			}
-		}
-	}
-	end := fmt.Sprintf("end of tier %s (%s selects it)", tp.tier.name, selecting[0])
-	if tp.tier.defaultAction == actionPass {
-		return "", end + ": Pass", true, nil
-	}
-	return Denied, end, false, nil
+	return out, nil
 }

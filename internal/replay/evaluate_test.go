@@ -34,7 +34,7 @@ var (
 )
 
 // stateOf is the small cluster with more list items.
-func stateOf(t *testing.T, items string) *State {
+func stateOf(t testing.TB, items string) *State {
 	t.Helper()
 	s := NewState()
 	if strings.TrimSpace(items) == "" {

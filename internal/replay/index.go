@@ -27,8 +27,10 @@ type Index struct {
 	// err makes every evaluation an error: an object that changes what
 	// selectors or services match could not be read.
 	err error
-	// labels caches the endpoint labels of pods.
-	labels map[*Pod]labels
+	// labels and selections cache, by pod, its endpoint labels and
+	// the policies that select it.
+	labels     map[*Pod]labels
+	selections map[selectionKey]selection
 }
 
 // tierPolicies is a tier with its enforced policies in Felix's order.
@@ -66,7 +68,7 @@ func (c *compiler) policy(k Key, u *unstructured.Unstructured) *policy {
 func NewIndex(s *State) *Index { return newCompiler().index(s) }
 
 func (c *compiler) index(s *State) *Index {
-	ix := &Index{state: s, services: map[serviceRef][]serviceEndpoint{}, labels: map[*Pod]labels{}}
+	ix := &Index{state: s, services: map[serviceRef][]serviceEndpoint{}, labels: map[*Pod]labels{}, selections: map[selectionKey]selection{}}
 	keys := slices.SortedFunc(maps.Keys(s.Objects), compareKeys)
 	tiers, errs := readTiers(s, keys)
 	for _, k := range keys {

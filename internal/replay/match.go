@@ -6,20 +6,20 @@ import "net/netip"
 // and protocols, its source on the connection's source and its
 // destination on the connection's destination, whichever side the
 // policy governs.
-func (ix *Index) ruleMatches(r rule, t traffic) (bool, error) {
+func (ix *Index) ruleMatches(r rule, t traffic) bool {
 	version := 6
 	if t.conn.Src.Addr.Is4() {
 		version = 4
 	}
 	switch {
 	case r.ipVersion != 0 && r.ipVersion != version:
-		return false, nil
+		return false
 	case r.protocol != nil && *r.protocol != t.protocol:
-		return false, nil
+		return false
 	case r.notProtocol != nil && *r.notProtocol == t.protocol:
-		return false, nil
+		return false
 	}
-	return ix.entityMatches(r.src, t.conn.Src, t, false) && ix.entityMatches(r.dst, t.conn.Dst, t, true), nil
+	return ix.entityMatches(r.src, t.conn.Src, t, false) && ix.entityMatches(r.dst, t.conn.Dst, t, true)
 }
 
 // entityMatches matches one side of a rule on an endpoint. Felix matches

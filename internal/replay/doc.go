@@ -9,7 +9,10 @@
 // objects, policies, ...): it has its own selector parser, its own reading
 // of Calico's and Kubernetes' objects and its own rule matching, written
 // from Calico's documented behaviour and sources, so that a bug in the
-// product's evaluator cannot hide a gap in the product's writes. It is
+// product's evaluator cannot hide a gap in the product's writes (it
+// imports only internal/testbed, for the audit log's records; a test
+// keeps it so, and only the cross-check test runs the product's
+// evaluator, to compare). It is
 // kept simple rather than fast; where it models a Calico behaviour, the
 // comment names the Calico source it follows.
 //

@@ -64,7 +64,8 @@ func (c *compiler) policy(k Key, u *unstructured.Unstructured) *policy {
 	return p
 }
 
-// NewIndex prepares a state for evaluation.
+// NewIndex prepares a state for evaluation. The index reads the state as
+// it evaluates: change the state only once done with the index.
 func NewIndex(s *State) *Index { return newCompiler().index(s) }
 
 func (c *compiler) index(s *State) *Index {

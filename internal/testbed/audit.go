@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,8 +16,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// The test API server keeps an audit log of every write to namespaces and
-// Calico objects, with the request and the stored object, and of lease
+// The test API server keeps an audit log of every write to namespaces,
+// Calico objects, Kubernetes NetworkPolicies and EndpointSlices (what
+// decides connections), with the request and the stored object, and of lease
 // writes (leader election). It is the wire record calico-pni's safety
 // tests read: which writes the API server accepted, in which order, and
 // from whom. kube-apiserver writes it synchronously (log backend, blocking
@@ -33,6 +35,10 @@ rules:
         resources: [namespaces, namespaces/status, namespaces/finalize]
       - group: crd.projectcalico.org
       - group: projectcalico.org
+      - group: networking.k8s.io
+        resources: [networkpolicies]
+      - group: discovery.k8s.io
+        resources: [endpointslices]
   - level: Metadata
     resources:
       - group: coordination.k8s.io
@@ -65,17 +71,32 @@ type Write struct {
 	Writer string
 	// Verb is create, update, patch or delete.
 	Verb string
+	// APIGroup and APIVersion are those of the request ("" and "v1" for
+	// the core group).
+	APIGroup, APIVersion string
 	// Resource is the plural resource, with its subresource if any
 	// ("namespaces/status").
-	Resource, Name string
+	Resource string
+	// Namespace is the namespace of a namespaced object; for a Namespace
+	// the API server records the namespace's own name.
+	Namespace string
+	Name      string
+	// Code is the HTTP status of the answer (the log keeps only 2xx).
+	Code int
 	// Object is what the API server stored (nil when the log has no
 	// body, for a delete whose answer is a Status).
 	Object *unstructured.Unstructured
+	// ResourceVersion is that of Object ("" without one): one etcd
+	// revision counter orders every commit. A no-op update answers with
+	// the version it left in place, and a delete that removed the object
+	// answers without one, or with the object's last version.
+	ResourceVersion string
 	// Request is the request body: the patch of a patch, the object of a
 	// create or update.
 	Request json.RawMessage
-	// Received and Done are when the API server received the request and
-	// finished it; the write was committed in between.
+	// Received and Done are when the API server received the request
+	// (requestReceivedTimestamp) and finished it (stageTimestamp of the
+	// stage ResponseComplete); the write was committed in between.
 	Received, Done time.Time
 }
 
@@ -120,8 +141,20 @@ func (l *WireLog) Writes(mark int64) ([]Write, error) {
 	if _, err := f.Seek(mark, 0); err != nil {
 		return nil, err
 	}
+	out, err := ReadWrites(f)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b Write) int { return a.Received.Compare(b.Received) })
+	return out, nil
+}
+
+// ReadWrites parses audit events, one JSON object a line (the API
+// server's log format), and returns the writes that succeeded, in the
+// order of the log.
+func ReadWrites(r io.Reader) ([]Write, error) {
 	var out []Write
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -136,11 +169,7 @@ func (l *WireLog) Writes(mark int64) ([]Write, error) {
 			out = append(out, w)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortStableFunc(out, func(a, b Write) int { return a.Received.Compare(b.Received) })
-	return out, nil
+	return out, sc.Err()
 }
 
 type auditEvent struct {
@@ -153,8 +182,11 @@ type auditEvent struct {
 		Username string `json:"username"`
 	} `json:"impersonatedUser"`
 	ObjectRef *struct {
+		APIGroup    string `json:"apiGroup"`
+		APIVersion  string `json:"apiVersion"`
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
+		Namespace   string `json:"namespace"`
 		Name        string `json:"name"`
 	} `json:"objectRef"`
 	ResponseStatus *struct {
@@ -176,11 +208,14 @@ func parseAuditEvent(line []byte) (Write, bool, error) {
 	default:
 		return Write{}, false, nil
 	}
-	if ev.Stage != "ResponseComplete" || ev.ObjectRef == nil || ev.ResponseStatus == nil || ev.ResponseStatus.Code >= 300 {
+	// A write answered with an error committed nothing.
+	if ev.Stage != "ResponseComplete" || ev.ObjectRef == nil || ev.ResponseStatus == nil || ev.ResponseStatus.Code < 200 || ev.ResponseStatus.Code >= 300 {
 		return Write{}, false, nil
 	}
+	ref := ev.ObjectRef
 	w := Write{
-		Writer: ev.User.Username, Verb: ev.Verb, Resource: ev.ObjectRef.Resource, Name: ev.ObjectRef.Name,
+		Writer: ev.User.Username, Verb: ev.Verb, APIGroup: ref.APIGroup, APIVersion: ref.APIVersion,
+		Resource: ref.Resource, Namespace: ref.Namespace, Name: ref.Name, Code: ev.ResponseStatus.Code,
 		Request: ev.RequestObject, Received: ev.RequestReceivedTimestamp, Done: ev.StageTimestamp,
 	}
 	if ev.ImpersonatedUser != nil && ev.ImpersonatedUser.Username != "" {
@@ -191,6 +226,7 @@ func parseAuditEvent(line []byte) (Write, bool, error) {
 	}
 	if ev.ResponseObject != nil && ev.ResponseObject["kind"] != "Status" {
 		w.Object = &unstructured.Unstructured{Object: ev.ResponseObject}
+		w.ResourceVersion = w.Object.GetResourceVersion()
 	}
 	return w, true, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/internal/replay"
 	"github.com/calico-pni/calico-pni/objects"
 	"github.com/calico-pni/calico-pni/plan"
 	"github.com/calico-pni/calico-pni/policies"
@@ -171,20 +172,52 @@ func (w world) apply(pw *plan.PolicyWrite, nw *plan.NamespaceWrite) {
 	w.policies[name] = obj
 }
 
-// pods: one per namespace, and the cluster DNS in kube-system.
-type pod struct{ namespace, name string }
-
-func podsOf(w world) []pod {
-	var out []pod
-	for _, ns := range slices.Sorted(maps.Keys(w.namespaces)) {
-		out = append(out, pod{ns, "app"})
-	}
-	return append(out, pod{"kube-system", "coredns"})
+// apiSlice is the EndpointSlice of default/kubernetes, which
+// pni-allow-kube-api's services rule matches.
+func apiSlice() *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+		"metadata":  map[string]any{"name": "kubernetes", "namespace": "default", "labels": map[string]any{"kubernetes.io/service-name": "kubernetes"}},
+		"endpoints": []any{map[string]any{"addresses": []any{"10.0.0.1"}, "conditions": map[string]any{"ready": true}}},
+		"ports":     []any{map[string]any{"name": "https", "port": int64(6443), "protocol": "TCP"}},
+	}}
 }
 
-// judge evaluates every connection between the pods of a world (TCP 80,
-// and UDP 53 to the DNS pod): the verdicts by "src>dst/port".
-func judge(t *testing.T, w world) map[string]evaluator.Verdict {
+// replayState is a world as the reference evaluator reads it.
+func replayState(t *testing.T, w world) *replay.State {
+	t.Helper()
+	st := replay.NewState()
+	for ns, labels := range w.namespaces {
+		st.Namespaces[ns] = maps.Clone(labels)
+	}
+	for _, u := range append(slices.Collect(maps.Values(w.policies)), apiSlice()) {
+		if err := st.Add(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// judge evaluates every connection of the probes in a world with the
+// reference evaluator of internal/replay, which shares no code with
+// calico-pni's own: the verdicts by connection.
+func judge(t *testing.T, w world, probes *replay.Probes) map[string]replay.Verdict {
+	t.Helper()
+	ix := replay.NewIndex(replayState(t, w))
+	out := make(map[string]replay.Verdict, len(probes.Conns))
+	for _, c := range probes.Conns {
+		d, err := ix.Evaluate(c)
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		out[c.String()] = d.Verdict
+	}
+	return out
+}
+
+// crossCheck compares calico-pni's own evaluator with the reference in a
+// world: a scenario's two ends must get the same verdicts from both.
+func crossCheck(t *testing.T, w world, probes *replay.Probes, want map[string]replay.Verdict) {
 	t.Helper()
 	r := objects.NewReader()
 	add := func(obj map[string]any) {
@@ -192,7 +225,6 @@ func judge(t *testing.T, w world) map[string]evaluator.Verdict {
 			t.Fatal(err)
 		}
 	}
-	pods := podsOf(w)
 	for _, ns := range slices.Sorted(maps.Keys(w.namespaces)) {
 		labels := map[string]any{}
 		for k, v := range w.namespaces[ns] {
@@ -200,58 +232,44 @@ func judge(t *testing.T, w world) map[string]evaluator.Verdict {
 		}
 		add(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns, "labels": labels}})
 	}
-	for i, p := range pods {
-		labels := map[string]any{"app": "probe"}
-		if p.name == "coredns" {
-			labels = map[string]any{"k8s-app": "kube-dns"}
+	for _, e := range probes.Endpoints {
+		if e.Pod == nil {
+			continue
 		}
-		ip := fmt.Sprintf("10.42.0.%d", i+10)
+		labels := map[string]any{}
+		for k, v := range e.Pod.Labels {
+			labels[k] = v
+		}
 		add(map[string]any{
 			"apiVersion": "v1", "kind": "Pod",
-			"metadata": map[string]any{"name": p.name, "namespace": p.namespace, "labels": labels},
-			"spec":     map[string]any{"serviceAccountName": "default", "nodeName": "node-1", "containers": []any{map[string]any{"name": "c", "image": "x"}}},
-			"status":   map[string]any{"phase": "Running", "podIP": ip, "podIPs": []any{map[string]any{"ip": ip}}},
+			"metadata": map[string]any{"name": e.Pod.Name, "namespace": e.Pod.Namespace, "labels": labels},
+			"spec":     map[string]any{"serviceAccountName": e.Pod.ServiceAccount, "nodeName": "node-1", "containers": []any{map[string]any{"name": "c", "image": "x"}}},
+			"status":   map[string]any{"phase": "Running", "podIP": e.Addr.String(), "podIPs": []any{map[string]any{"ip": e.Addr.String()}}},
 		})
 	}
-	// The API server's endpoint, which pni-allow-kube-api's services rule
-	// matches.
-	add(map[string]any{
-		"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-		"metadata":  map[string]any{"name": "kubernetes", "namespace": "default", "labels": map[string]any{"kubernetes.io/service-name": "kubernetes"}},
-		"endpoints": []any{map[string]any{"addresses": []any{"10.0.0.1"}, "conditions": map[string]any{"ready": true}}},
-		"ports":     []any{map[string]any{"name": "https", "port": int64(6443), "protocol": "TCP"}},
-	})
-	for _, name := range slices.Sorted(maps.Keys(w.policies)) {
-		add(w.policies[name].Object)
+	add(apiSlice().Object)
+	for _, key := range slices.Sorted(maps.Keys(w.policies)) {
+		add(w.policies[key].Object)
 	}
 	set := r.Finish()
 	ix := evaluator.NewIndex(&set.Cluster)
-	out := map[string]evaluator.Verdict{}
-	for _, a := range pods {
-		src, err := ix.PodEndpoint(a.namespace, a.name)
+	endpoint := func(e *replay.Endpoint) *evaluator.Endpoint {
+		if e.Pod == nil {
+			return ix.AddrEndpoint(e.Addr)
+		}
+		ep, err := ix.PodEndpoint(e.Pod.Namespace, e.Pod.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range pods {
-			if a == b {
-				continue
-			}
-			dst, err := ix.PodEndpoint(b.namespace, b.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			port, proto := uint16(80), "TCP"
-			if b.name == "coredns" {
-				port, proto = 53, "UDP"
-			}
-			res := ix.Evaluate(src, dst, proto, port)
-			if res.Verdict == evaluator.Indeterminate {
-				t.Fatalf("%s/%s -> %s/%s: indeterminate: %s", a.namespace, a.name, b.namespace, b.name, res.Reason)
-			}
-			out[fmt.Sprintf("%s/%s>%s/%s:%d", a.namespace, a.name, b.namespace, b.name, port)] = res.Verdict
+		return ep
+	}
+	for _, c := range probes.Conns {
+		got := ix.Evaluate(endpoint(c.Src), endpoint(c.Dst), c.Protocol, c.Port)
+		ref := want[c.String()]
+		if (got.Verdict == evaluator.Allow) != (ref == replay.Allowed) || got.Verdict == evaluator.Indeterminate {
+			t.Errorf("%s: calico-pni's evaluator says %v (%s), the reference %v", c, got.Verdict, got.Reason, ref)
 		}
 	}
-	return out
 }
 
 // scenario is one transition of a model cluster.
@@ -298,9 +316,15 @@ func checkPlan(t *testing.T, s string, start world, p plan.Plan, end world, rnd 
 // fails the test.
 func checkPasses(t *testing.T, s string, start world, next func(w world, pass int) (plan.Plan, bool), end world, rnd *rand.Rand, bounded bool) (states, verdicts, gaps int) {
 	t.Helper()
-	want := judge(t, start)
-	after := judge(t, end)
-	agreed := map[string]evaluator.Verdict{}
+	probes, err := replay.SyntheticProbes(replayState(t, start), replayState(t, end))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := judge(t, start, probes)
+	after := judge(t, end, probes)
+	crossCheck(t, start, probes, want)
+	crossCheck(t, end, probes, after)
+	agreed := map[string]replay.Verdict{}
 	for k, v := range want {
 		if after[k] == v {
 			agreed[k] = v
@@ -332,7 +356,7 @@ func checkPasses(t *testing.T, s string, start world, next func(w world, pass in
 				for _, i := range subset {
 					write(w, i)
 				}
-				got := judge(t, w)
+				got := judge(t, w, probes)
 				states++
 				for k, v := range agreed {
 					verdicts++

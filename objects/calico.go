@@ -120,12 +120,9 @@ func (r *Reader) calicoPolicy(u *unstructured.Unstructured, group string) error 
 	}
 	spec.Tier = tier
 	if group == calico.GroupV3 && len(spec.Types) == 0 {
-		// Calico's v3 API defaults types: Ingress, and Egress when there are
-		// egress rules. Felix reads a v1 object without types as both.
-		spec.Types = []calico.PolicyType{calico.Ingress}
-		if len(spec.Egress) > 0 {
-			spec.Types = append(spec.Types, calico.Egress)
-		}
+		// Felix reads a v1 object without types as both directions; the v3
+		// API would have defaulted them.
+		spec.Types = calicoDefaultTypes(spec)
 	}
 	p := evaluator.Policy{
 		Kind: kind, Namespace: u.GetNamespace(), Name: name, Tier: tier, Spec: spec,
@@ -170,6 +167,11 @@ func (r *Reader) stagedKubernetes(u *unstructured.Unstructured, group string) er
 	if err := specOf(u, &spec); err != nil {
 		return err
 	}
+	// No defaulting of policyTypes here: up to Calico 3.31 nothing
+	// defaults them and Calico's conversion then applies the policy to
+	// ingress alone (conversion.go, K8sNetworkPolicyToCalico). From 3.32
+	// the admission policy adds Egress when there are egress rules, which
+	// objects listed from such a cluster already carry.
 	np := &networkingv1.NetworkPolicy{Spec: spec.NetworkPolicySpec}
 	np.Name, np.Namespace = u.GetName(), u.GetNamespace()
 	p, notes := evaluator.FromKubernetes(np)

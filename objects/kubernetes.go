@@ -71,6 +71,7 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 		if err := convert(u, &np); err != nil {
 			return err
 		}
+		kubernetesDefaultPolicyTypes(&np)
 		p, notes := evaluator.FromKubernetes(&np)
 		r.notes = append(r.notes, notes...)
 		r.cluster.Policies = append(r.cluster.Policies, p)

@@ -71,7 +71,8 @@ func TestReadArticle(t *testing.T) {
 // TestCalicoNames follows Calico's naming: up to 3.31 a default-tier policy
 // is stored as default.<name> in the v1 CRDs; from 3.29 to 3.31 a policy of
 // tier t is named t.<name>, and Felix takes the tier from that prefix;
-// spec.tier says the tier when set. Calico's v3 API defaults types.
+// spec.tier says the tier when set. Calico's v3 API defaults types
+// (TestDefaultsOnRead has the whole table).
 func TestCalicoNames(t *testing.T) {
 	s, err := read(t, `
 apiVersion: v1
@@ -96,8 +97,12 @@ items:
 				t.Errorf("v1 types were defaulted: %v", p.Spec.Types)
 			}
 		case "c":
-			if len(p.Spec.Types) != 2 || p.Spec.Types[1] != calico.Egress {
-				t.Errorf("v3 types with egress rules: %v", p.Spec.Types)
+			// Egress rules and no ingress rules: Calico's defaulting gives
+			// [Egress] alone (api/pkg/defaults/networkpolicy.go), not
+			// [Ingress, Egress], which would put a default deny on the
+			// ingress of every pod the policy selects.
+			if len(p.Spec.Types) != 1 || p.Spec.Types[0] != calico.Egress {
+				t.Errorf("v3 types with egress rules only: %v, want [Egress]", p.Spec.Types)
 			}
 		case "d":
 			if len(p.Spec.Types) != 1 || !p.Managed {
@@ -107,6 +112,48 @@ items:
 	}
 	if len(s.Cluster.Policies) != 4 {
 		t.Errorf("%d policies", len(s.Cluster.Policies))
+	}
+}
+
+// TestDefaultsOnRead: a file gets exactly the defaults the API servers
+// would have applied. Calico's v3 API (api/pkg/defaults/networkpolicy.go,
+// from 3.32 api/admission/networkpolicy.mutatingadmissionpolicy.yaml) sets
+// types from the rules: [Ingress] with ingress rules or none, [Egress] with
+// egress rules only, both with both. A crd.projectcalico.org/v1 object
+// gets no defaulting (Felix applies it both ways). The Kubernetes API
+// server sets policyTypes to [Ingress], plus Egress when there are egress
+// rules (pkg/apis/networking/v1/defaults.go, SetDefaults_NetworkPolicy).
+func TestDefaultsOnRead(t *testing.T) {
+	tests := []struct {
+		name, object string
+		want         []calico.PolicyType
+	}{
+		{"v3 GlobalNetworkPolicy, no rules", `{apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: p}, spec: {selector: all()}}`, []calico.PolicyType{calico.Ingress}},
+		{"v3 GlobalNetworkPolicy, ingress rules", `{apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: p}, spec: {ingress: [{action: Allow}]}}`, []calico.PolicyType{calico.Ingress}},
+		{"v3 GlobalNetworkPolicy, egress rules", `{apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: p}, spec: {egress: [{action: Allow}]}}`, []calico.PolicyType{calico.Egress}},
+		{"v3 NetworkPolicy, egress rules", `{apiVersion: projectcalico.org/v3, kind: NetworkPolicy, metadata: {name: p, namespace: shop}, spec: {egress: [{action: Deny}]}}`, []calico.PolicyType{calico.Egress}},
+		{"v3 NetworkPolicy, both", `{apiVersion: projectcalico.org/v3, kind: NetworkPolicy, metadata: {name: p, namespace: shop}, spec: {ingress: [{action: Allow}], egress: [{action: Deny}]}}`, []calico.PolicyType{calico.Ingress, calico.Egress}},
+		{"v3 types given", `{apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: p}, spec: {types: [Ingress, Egress], egress: [{action: Allow}]}}`, []calico.PolicyType{calico.Ingress, calico.Egress}},
+		{"v3 StagedGlobalNetworkPolicy, egress rules", `{apiVersion: projectcalico.org/v3, kind: StagedGlobalNetworkPolicy, metadata: {name: p}, spec: {egress: [{action: Allow}]}}`, []calico.PolicyType{calico.Egress}},
+		{"v1 GlobalNetworkPolicy, egress rules: no defaulting", `{apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkPolicy, metadata: {name: default.p}, spec: {egress: [{action: Allow}]}}`, nil},
+		{"Kubernetes NetworkPolicy, no rules", `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: p, namespace: shop}, spec: {podSelector: {}}}`, []calico.PolicyType{calico.Ingress}},
+		{"Kubernetes NetworkPolicy, egress rules", `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: p, namespace: shop}, spec: {podSelector: {}, egress: [{}]}}`, []calico.PolicyType{calico.Ingress, calico.Egress}},
+		{"Kubernetes NetworkPolicy, policyTypes given", `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: p, namespace: shop}, spec: {podSelector: {}, policyTypes: [Egress], egress: [{}]}}`, []calico.PolicyType{calico.Egress}},
+	}
+	for _, tt := range tests {
+		s, err := read(t, tt.object)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		ps := append(s.Cluster.Policies, s.Cluster.Staged...)
+		if len(ps) != 1 {
+			t.Errorf("%s: read %d policies", tt.name, len(ps))
+			continue
+		}
+		if got := ps[0].Spec.Types; fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: types %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -141,12 +141,9 @@ func (r *Reader) calicoPolicy(u *unstructured.Unstructured, group string) error 
 	staged := kind.Staged()
 	if staged {
 		action, _, _ := unstructured.NestedString(u.Object, "spec", "stagedAction")
-		p.StagedAction = evaluator.StagedAction(action)
-		if action == "" {
-			p.StagedAction = evaluator.StagedSet
-		}
-		if p.StagedAction != evaluator.StagedSet && p.StagedAction != evaluator.StagedDelete {
-			return fmt.Errorf("spec.stagedAction %q: use Set or Delete", action)
+		var err error
+		if p.StagedAction, err = stagedAction(action); err != nil {
+			return err
 		}
 	}
 	if r.calico[group] == nil {
@@ -177,15 +174,27 @@ func (r *Reader) stagedKubernetes(u *unstructured.Unstructured, group string) er
 	p, notes := evaluator.FromKubernetes(np)
 	r.notes = append(r.notes, notes...)
 	p.Kind = evaluator.StagedKubernetesNetworkPolicy
-	p.StagedAction = evaluator.StagedAction(spec.StagedAction)
-	if p.StagedAction == "" {
-		p.StagedAction = evaluator.StagedSet
+	var err error
+	if p.StagedAction, err = stagedAction(spec.StagedAction); err != nil {
+		return err
 	}
 	if r.calico[group] == nil {
 		r.calico[group] = map[string]calicoPolicy{}
 	}
 	r.calico[group][string(p.Kind)+"/"+p.Namespace+"/"+p.Name] = calicoPolicy{policy: p, staged: true}
 	return nil
+}
+
+// stagedAction reads spec.stagedAction: one of Calico's enum
+// (api/pkg/apis/projectcalico/v3/policy_common.go), Set when left out.
+func stagedAction(text string) (evaluator.StagedAction, error) {
+	switch a := evaluator.StagedAction(text); a {
+	case "":
+		return evaluator.StagedSet, nil
+	case evaluator.StagedSet, evaluator.StagedDelete, evaluator.StagedLearn, evaluator.StagedIgnore:
+		return a, nil
+	}
+	return "", fmt.Errorf("spec.stagedAction %q: Calico's staged actions are Set, Delete, Learn and Ignore", text)
 }
 
 // specOf decodes an object's spec.

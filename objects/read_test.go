@@ -2,6 +2,7 @@ package objects
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,6 +225,55 @@ items:
 	}
 }
 
+// TestStagedLearnAndIgnore: Calico's enum of staged actions also has Learn
+// and Ignore (api/pkg/apis/projectcalico/v3/policy_common.go). Felix never
+// reads the staged action: the update processors drop a staged Delete and
+// pass every other staged policy on as it is
+// (libcalico-go/.../updateprocessors/staged*policyprocessor.go), so a
+// Learn or Ignore policy gets pending verdicts exactly as a Set one does.
+// Such objects must be read, not fail the whole input.
+func TestStagedLearnAndIgnore(t *testing.T) {
+	s, err := read(t, `apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: web, namespace: shop, labels: {app: web}}
+  spec: {nodeName: n1}
+  status: {podIP: 10.0.0.1}
+- {apiVersion: projectcalico.org/v3, kind: GlobalNetworkPolicy, metadata: {name: guard}, spec: {order: 1, selector: app == 'web', types: [Ingress], ingress: [{action: Deny}]}}
+- {apiVersion: projectcalico.org/v3, kind: StagedGlobalNetworkPolicy, metadata: {name: guard}, spec: {stagedAction: Learn, order: 1, selector: app == 'web', types: [Ingress], ingress: [{action: Allow}]}}
+- {apiVersion: projectcalico.org/v3, kind: StagedNetworkPolicy, metadata: {name: quiet, namespace: shop}, spec: {stagedAction: Ignore, order: 2, selector: all(), types: [Egress]}}
+- apiVersion: projectcalico.org/v3
+  kind: StagedKubernetesNetworkPolicy
+  metadata: {name: kube, namespace: shop}
+  spec: {stagedAction: Learn, podSelector: {}, policyTypes: [Ingress]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]evaluator.StagedAction{}
+	for _, p := range s.Cluster.Staged {
+		got[p.Name] = p.StagedAction
+	}
+	want := map[string]evaluator.StagedAction{"guard": evaluator.StagedLearn, "quiet": evaluator.StagedIgnore, "kube": evaluator.StagedLearn}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("staged actions %v, want %v", got, want)
+	}
+	// Evaluated as if enforced, the Learn policy takes the enforced one's
+	// place, as a Set would.
+	ix := evaluator.NewIndex(&s.Cluster, evaluator.WithStaged())
+	web, err := ix.PodEndpoint("shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ix.Evaluate(ix.AddrEndpoint(netip.MustParseAddr("192.0.2.1")), web, "TCP", 80)
+	if r.Ingress.Verdict != evaluator.Allow || r.Ingress.Hits[0].Kind != "StagedGlobalNetworkPolicy" {
+		t.Errorf("ingress under the staged Learn policy: %s, hits %+v", r.Ingress.Verdict, r.Ingress.Hits)
+	}
+}
+
 // TestReadErrors: bad input gets an error naming the source, the document,
 // the object and the field.
 func TestReadErrors(t *testing.T) {
@@ -237,6 +287,7 @@ func TestReadErrors(t *testing.T) {
 		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", "(Pod p): metadata.namespace must be set"},
 		{"apiVersion: v1\nkind: Namespace\nmetadata: {labels: {a: b}}\n", "metadata.name must be set"},
 		{"{not yaml", "in.yaml: document 1: not valid YAML or JSON"},
+		{"apiVersion: projectcalico.org/v3\nkind: StagedKubernetesNetworkPolicy\nmetadata: {name: k, namespace: shop}\nspec: {stagedAction: Maybe}\n", "(StagedKubernetesNetworkPolicy shop/k): spec.stagedAction \"Maybe\": Calico's staged actions are Set, Delete, Learn and Ignore"},
 		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\n", "metadata.namespace must be a string, not false (quote it"},
 	}
 	for _, tt := range tests {

@@ -87,3 +87,30 @@ func TestRenderWarnsAndNotes(t *testing.T) {
 		t.Errorf("no namespace status in output:\n%s", stdout)
 	}
 }
+
+// render refuses to stage isolation for a Calico that serves no staged
+// policies (before 3.30), with the daemon's message (sync/pass.go): the
+// staged policies it printed could not be applied.
+func TestRenderRefusesStagingBeforeCalico330(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stage := write("stage.yaml", "rollout: stage\n")
+	someStaged := write("some.yaml", "projects: {enforce: [p-mcb29], stage: [p-b6jcw]}\n")
+	const refusal = "staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; projectcalico.org/v3 serves none (Calico v3.29): set rollout: enforce and leave projects.stage empty, or upgrade Calico"
+	for _, cfg := range []string{stage, someStaged} {
+		code, stdout, stderr := calicoPNI(t, "", "render", "-f", fixture, "--config", cfg, "--calico-version", "v3.29.5")
+		if code != exitInvalid || stdout != "" || !strings.Contains(stderr, refusal) {
+			t.Errorf("render with %s for Calico 3.29: exit %d, %d bytes out, stderr %q\nwant exit 1, no output and %q", filepath.Base(cfg), code, len(stdout), stderr, refusal)
+		}
+	}
+	code, stdout, stderr := calicoPNI(t, "", "render", "-f", fixture, "--config", stage, "--calico-version", "v3.30.0")
+	if code != exitOK || !strings.Contains(stdout, "kind: StagedGlobalNetworkPolicy") {
+		t.Errorf("render with rollout: stage for Calico 3.30: exit %d, stderr %q, staged policies printed: %v", code, stderr, strings.Contains(stdout, "kind: StagedGlobalNetworkPolicy"))
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // legacyDefaultPrefix is the prefix Calico up to 3.31 stores default-tier
@@ -208,6 +209,9 @@ func specOf(u *unstructured.Unstructured, into any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, into); err != nil {
+		if explained := policies.ExplainNotString(raw, "spec", err); explained != err {
+			return explained
+		}
 		return fmt.Errorf("spec: %w", err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // Reader collects objects into a Cluster. Add objects, then call Finish.
@@ -137,6 +138,9 @@ func (r *Reader) Add(where string, obj map[string]any) error {
 	at := fmt.Sprintf("%s (%s %s)", where, kind, id)
 	if name == "" {
 		return fmt.Errorf("%s: metadata.name must be set", at)
+	}
+	if err := policies.CheckMetadataStrings(obj); err != nil {
+		return fmt.Errorf("%s: %w", at, err)
 	}
 	group, _, _ := strings.Cut(apiVersion, "/")
 	if !strings.Contains(apiVersion, "/") {

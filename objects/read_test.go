@@ -274,6 +274,37 @@ items:
 	}
 }
 
+// TestYAMLScalars: YAML 1.1 (what Kubernetes' YAML decoder reads) takes
+// unquoted y, n, yes, no, on, off as booleans and 1.0 as a number, where a
+// label value must be a string. The error names the object, the field and
+// the fix, instead of "unrecognized type: string", or of labels that
+// silently vanish.
+func TestYAMLScalars(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {app: y}}\n",
+			`in.yaml: document 1 (Namespace shop): metadata.labels.app: the value is the boolean true, not a string`},
+		{"apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: on}}\n", `quote it (team: "...")`},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {version: 1.0}}\n",
+			`(Pod shop/p): metadata.labels.version: the value is the number 1, not a string`},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, annotations: {note: no}}\n",
+			`(Pod shop/p): metadata.annotations.note: the value is the boolean false, not a string`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: GlobalNetworkSet\nmetadata: {name: ext, labels: {public: yes}}\nspec: {nets: [192.0.2.0/24]}\n",
+			`(GlobalNetworkSet ext): metadata.labels.public: the value is the boolean true`},
+		{"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np, namespace: shop}\nspec: {podSelector: {matchLabels: {app: on}}}\n",
+			`(NetworkPolicy shop/np): spec.podSelector.matchLabels.app: the value is the boolean true, not a string`},
+		{"apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: g}\nspec: {ingress: [{action: Allow, source: {selector: all()}}, {action: Allow, source: {selector: on}}]}\n",
+			`(GlobalNetworkPolicy g): spec.ingress[1].source.selector: the value is the boolean true, not a string`},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec: {containers: [{name: c, ports: [{name: y, containerPort: 80}]}]}\n",
+			`(Pod shop/p): spec.containers[0].ports[0].name: the value is the boolean true, not a string`},
+	}
+	for _, tt := range tests {
+		_, err := read(t, tt.text)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("reading %q: %v\nwant an error containing %q", tt.text, err, tt.want)
+		}
+	}
+}
+
 // TestReadErrors: bad input gets an error naming the source, the document,
 // the object and the field.
 func TestReadErrors(t *testing.T) {

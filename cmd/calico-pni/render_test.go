@@ -50,12 +50,17 @@ func TestRenderInvalidInput(t *testing.T) {
 	}
 	badNS := write("bad.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {'a b': c}}\n")
 	badConfig := write("config.yaml", "dns: {mode: nowhere}\n")
+	// YAML 1.1 reads an unquoted y as a boolean and 1.0 as a number.
+	boolLabel := write("bool.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {app: y}}\n")
+	numberLabel := write("number.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {version: 1.0}}\n")
 	tests := []struct {
 		args   []string
 		stderr string
 	}{
 		{[]string{"render", "-f", badNS}, badNS + ": document 1 (Namespace shop): metadata.labels: key \"a b\""},
 		{[]string{"render", "-f", filepath.Join(dir, "missing.yaml")}, "no such file"},
+		{[]string{"render", "-f", boolLabel}, boolLabel + `: document 1 (Namespace shop): metadata.labels.app: the value is the boolean true, not a string: YAML 1.1 reads unquoted y, yes, on, true, n, no, off and false as booleans; quote it (app: "...")`},
+		{[]string{"render", "-f", numberLabel}, numberLabel + `: document 1 (Pod p): metadata.labels.version: the value is the number 1, not a string`},
 		{[]string{"render", "-f", fixture, "--config", badConfig}, "dns.mode: \"nowhere\" is not a DNS mode"},
 		{[]string{"render", "-f", fixture, "--api", "v1"}, "--api v1 needs --calico-version"},
 		{[]string{"render", "-f", fixture, "--api", "v1", "--calico-version", "latest"}, "--calico-version: Calico version \"latest\""},

@@ -30,7 +30,9 @@
 //   - Selectors see the labels Calico gives a pod's endpoint: the pod's
 //     own, projectcalico.org/namespace, /orchestrator and /serviceaccount,
 //     the namespace's labels as pcns.<key> and the service account's as
-//     pcsa.<key> (libcalico-go/lib/backend/k8s/conversion).
+//     pcsa.<key> (libcalico-go/lib/backend/k8s/conversion); the pod's own
+//     labels with those prefixes are dropped, as the workload endpoint
+//     update processor drops them.
 //
 // Anything it cannot model makes the verdict indeterminate, with the
 // reason, never a guess: HTTP matches, host endpoints, source ports,

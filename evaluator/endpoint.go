@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/calico-pni/calico-pni/calico"
 )
@@ -77,13 +78,17 @@ func (e *Endpoint) String() string {
 	return "(unknown)"
 }
 
-// endpointLabels returns the labels Calico gives a pod's workload
+// endpointLabels returns the labels Felix sees on a pod's workload
 // endpoint: its own labels, projectcalico.org/namespace,
 // /orchestrator=k8s and /serviceaccount (when shorter than 63
 // characters), then the labels of its namespace and service account
 // profiles (libcalico-go conversion: workload_endpoint_default.go,
-// NamespaceToProfile, ServiceAccountToProfile). The endpoint's own labels
-// win over inherited ones.
+// NamespaceToProfile, ServiceAccountToProfile). The pod's own labels
+// prefixed pcns. or pcsa. never reach Felix: the workload endpoint update
+// processor drops them so that a pod cannot pass itself off as one of
+// another namespace or service account
+// (syncersv1/updateprocessors/workloadendpointprocessor.go), which leaves
+// those prefixes to the profiles.
 func endpointLabels(namespace string, podLabels map[string]string, nsLabels map[string]string, sa string, saLabels map[string]string) map[string]string {
 	out := make(map[string]string, len(podLabels)+len(nsLabels)+len(saLabels)+6)
 	for k, v := range nsLabels {
@@ -97,7 +102,9 @@ func endpointLabels(namespace string, podLabels map[string]string, nsLabels map[
 		out[ServiceAccountLabelPrefix+calico.NameLabel] = sa
 	}
 	for k, v := range podLabels {
-		out[k] = v
+		if !strings.HasPrefix(k, NamespaceLabelPrefix) && !strings.HasPrefix(k, ServiceAccountLabelPrefix) {
+			out[k] = v
+		}
 	}
 	out[calico.NamespaceLabel] = namespace
 	out[calico.OrchestratorLabel] = "k8s"

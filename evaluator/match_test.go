@@ -84,6 +84,31 @@ func TestCalicoLabels(t *testing.T) {
 	})
 }
 
+// TestForgedProfileLabels: Calico strips a pod's own labels prefixed pcns.
+// and pcsa. before Felix sees its endpoint, "so that a workload endpoint
+// cannot pretend it is in another namespace"
+// (libcalico-go/lib/backend/syncersv1/updateprocessors/
+// workloadendpointprocessor.go); the namespace's and service account's
+// labels alone reach selectors with those prefixes. A pod of project b
+// labelled as if its namespace were in project a stays out.
+func TestForgedProfileLabels(t *testing.T) {
+	c := world(
+		gnp(t, "project-a-only", "{order: 1, selector: app == 'web', types: [Ingress], ingress: [{action: Allow, source: {namespaceSelector: project == 'a'}}]}"),
+		gnp(t, "frontend-only", "{order: 2, selector: app == 'web', types: [Ingress], ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}, source: {serviceAccounts: {selector: tier == 'frontend'}}}]}"),
+	)
+	c.Pods = append(c.Pods, pod("db", "forger", "10.42.2.66", "app=tool", "pcns.project=a", "pcns.projectcalico.org/name=shop", "pcsa.tier=frontend"))
+	ix := NewIndex(c)
+	check(t, ix, "db/forger", "shop/web", 80, Deny)
+	check(t, ix, "db/forger", "shop/web", 8080, Deny)
+	if labels := endpoint(t, ix, "db/forger").Labels; labels["pcns.project"] != "b" || labels["pcns.projectcalico.org/name"] != "db" || labels["pcsa.tier"] != "" {
+		t.Errorf("the forger's endpoint labels: %v", labels)
+	}
+	// The same pod without forged labels is denied alike, and a pod of
+	// project a is let in.
+	check(t, ix, "db/pg", "shop/web", 80, Deny)
+	check(t, ix, "shop/web", "shop/web", 80, Allow)
+}
+
 // TestServiceAccounts follows parseServiceAccounts in libcalico-go's rule
 // conversion: names match projectcalico.org/serviceaccount, the selector
 // matches the service account's labels; both must hold when both are set.

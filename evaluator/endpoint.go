@@ -80,8 +80,10 @@ func (e *Endpoint) String() string {
 
 // endpointLabels returns the labels Felix sees on a pod's workload
 // endpoint: its own labels, projectcalico.org/namespace,
-// /orchestrator=k8s and /serviceaccount (when shorter than 63
-// characters), then the labels of its namespace and service account
+// /orchestrator=k8s and /serviceaccount (which the update processor sets
+// from the endpoint's service account name whatever its length, though
+// the pod's conversion leaves it out from 63 characters), then the labels
+// of its namespace and service account
 // profiles (libcalico-go conversion: workload_endpoint_default.go,
 // NamespaceToProfile, ServiceAccountToProfile). The pod's own labels
 // prefixed pcns. or pcsa. never reach Felix: the workload endpoint update
@@ -108,7 +110,7 @@ func endpointLabels(namespace string, podLabels map[string]string, nsLabels map[
 	}
 	out[calico.NamespaceLabel] = namespace
 	out[calico.OrchestratorLabel] = "k8s"
-	if sa != "" && len(sa) < 63 {
+	if sa != "" {
 		out[calico.ServiceAccountLabel] = sa
 	}
 	return out

@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -121,6 +122,20 @@ func TestServiceAccounts(t *testing.T) {
 		{name: "in a NetworkPolicy, only the policy's namespace", policy: ingressNP(t, "{action: Allow, source: {serviceAccounts: {names: [default]}}}"), want: Deny},
 		{name: "top-level serviceAccountSelector selects the endpoint", policy: gnp(t, "p", "{order: 1, serviceAccountSelector: tier == 'frontend', types: [Egress]}"), want: Deny},
 	})
+}
+
+// TestLongServiceAccountName: the pod's Kubernetes conversion leaves out
+// projectcalico.org/serviceaccount for a name of 63 characters or more (a
+// label value's limit), but the workload endpoint update processor sets
+// it from spec.serviceAccountName whatever its length, so Felix sees it
+// (updateprocessors/workloadendpointprocessor.go; projectcalico/calico
+// issue 4529).
+func TestLongServiceAccountName(t *testing.T) {
+	long := strings.Repeat("builder-", 9) + "x" // 73 characters
+	c := world(ingressGNP(t, "{action: Allow, source: {serviceAccounts: {names: ["+long+"]}}}"))
+	c.Pods[0].ServiceAccount = long
+	c.ServiceAccounts = append(c.ServiceAccounts, ServiceAccount{Namespace: "shop", Name: long})
+	check(t, NewIndex(c), "shop/web", "db/pg", 5432, Allow)
 }
 
 // TestNets follows Felix's rendering of nets per IP family

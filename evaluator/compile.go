@@ -40,8 +40,10 @@ type compiledPolicy struct {
 	// invalid says why the policy cannot be used; unmodelled says which of
 	// its features the evaluator does not follow.
 	invalid, unmodelled string
-	ingress, egress     []*rule
-	tier                *tierInfo
+	// notes say what in the policy does not do what it seems to.
+	notes           []string
+	ingress, egress []*rule
+	tier            *tierInfo
 	// pos is the policy's place in evaluation order across all tiers.
 	pos int
 }
@@ -75,6 +77,8 @@ type entity struct {
 	ports, notPorts  []calico.Port
 	service          *calico.ServiceMatch
 	hasNets, hasPort bool
+	// serviceNever is set for a Service match that Felix never matches.
+	serviceNever bool
 	// byFamily holds nets and notNets split by IP family (IPv4 first),
 	// once, for the matching of every connection.
 	byFamily [2]familyNets
@@ -204,6 +208,21 @@ func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.
 	}
 	if out.dst, err = compileEntity(r.Destination, ns); err != nil {
 		fail("destination: %v", err)
+	}
+	for _, side := range []struct {
+		name string
+		e    *entity
+	}{{"source", &out.src}, {"destination", &out.dst}} {
+		if svc := side.e.service; ns != "" && svc != nil && svc.Name != "" && svc.Namespace == "" {
+			// libcalico-go passes the empty namespace on
+			// (updateprocessors/rules.go); Felix then asks its Service
+			// index for "/<name>" (felix/calc/rule_scanner.go), whose keys
+			// are the EndpointSlices' "<namespace>/<name>"
+			// (felix/serviceindex/serviceindex.go): the IP set stays empty.
+			side.e.serviceNever = true
+			cp.notes = append(cp.notes, fmt.Sprintf("%s %s/%s: %s.%s.services names Service %s without a namespace: Felix looks it up as %q among Services keyed <namespace>/<name> and nothing fills in the policy's namespace, so the rule never matches; write namespace: %s",
+				cp.Kind, cp.Namespace, cp.Name, field, side.name, svc.Name, "/"+svc.Name, ns))
+		}
 	}
 	return out
 }

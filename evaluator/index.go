@@ -173,6 +173,7 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	var global []*compiledPolicy
 	for _, p := range policies {
 		cp := compilePolicy(p)
+		ix.notes = append(ix.notes, cp.notes...)
 		name := p.TierName()
 		if tiers[name] == nil {
 			tiers[name] = &tierInfo{name: name, defaultAction: calico.Deny}

@@ -202,6 +202,34 @@ func TestServices(t *testing.T) {
 	})
 }
 
+// TestServiceWithoutNamespace: in a namespaced NetworkPolicy, a services
+// match without namespace never matches in Felix. The rule reaches Felix
+// with the namespace empty (libcalico-go/.../updateprocessors/rules.go
+// copies it as it is), Felix asks its Service index for "/<name>"
+// (felix/calc/rule_scanner.go), and the index is keyed by the
+// EndpointSlices' "<namespace>/<name>" (felix/serviceindex/
+// serviceindex.go), so the IP set stays empty, even for a Service of the
+// policy's own namespace (whatever the field's API doc says). The
+// evaluator says so instead of calling it undecidable.
+func TestServiceWithoutNamespace(t *testing.T) {
+	c := world()
+	// A Service of the policy's namespace whose endpoint is db/pg.
+	c.Services = []ServiceEndpoints{{Namespace: "shop", Name: "pg-proxy", Endpoints: []ServiceEndpoint{{Addr: addrs("10.42.2.10")[0], Protocol: "TCP", Port: 5432}}}}
+	c.Policies = []Policy{np(t, "shop", "to-proxy", "{order: 1, selector: app == 'web', types: [Egress], egress: [{action: Allow, protocol: TCP, destination: {services: {name: pg-proxy}}}]}")}
+	ix := NewIndex(c)
+	r := check(t, ix, "shop/web", "db/pg", 5432, Deny)
+	if r.Egress.Verdict != Deny {
+		t.Errorf("egress %s: %s", r.Egress.Verdict, r.Egress.Reason)
+	}
+	notes := strings.Join(ix.Notes(), "\n")
+	if !strings.Contains(notes, `NetworkPolicy shop/to-proxy: spec.egress[0].destination.services names Service pg-proxy without a namespace`) || !strings.Contains(notes, "never matches") {
+		t.Errorf("notes: %s", notes)
+	}
+	// With the namespace written out, it matches.
+	c.Policies[0] = np(t, "shop", "to-proxy", "{order: 1, selector: app == 'web', types: [Egress], egress: [{action: Allow, protocol: TCP, destination: {services: {name: pg-proxy, namespace: shop}}}]}")
+	check(t, NewIndex(c), "shop/web", "db/pg", 5432, Allow)
+}
+
 // TestRuleMatches: the building block for questions about one rule, on
 // the policies Selecting returns.
 func TestRuleMatches(t *testing.T) {

@@ -14,7 +14,8 @@
 //
 //   - Tiers in ascending order, an order left out last, ties by name
 //     (felix/calc/policy_sorter.go, TierLess); inside a tier, policies by
-//     order, then name, namespace and kind (PolKVLess).
+//     order, then as the Calico version breaks ties (PolKVLess): up to
+//     3.31 by v1 name, from 3.32 by name, namespace and kind (ties.go).
 //   - Only policies that select the endpoint for the direction are
 //     traversed; the first rule that matches decides: Allow and Deny end
 //     the evaluation, Pass skips to the next tier, Log goes on. If policies

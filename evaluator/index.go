@@ -196,11 +196,15 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	for i, t := range ix.tiers {
 		rank[t] = i
 	}
+	ties := ties332
+	if v := c.CalicoVersion; v != (calico.Version{}) && !v.AtLeast(3, 32) {
+		ties = tiesV1Names
+	}
 	byOrder := func(a, b *compiledPolicy) int {
 		if c := cmp.Compare(rank[a.tier], rank[b.tier]); c != 0 {
 			return c
 		}
-		return comparePolicies(a.Policy, b.Policy)
+		return comparePolicies(a.Policy, b.Policy, ties)
 	}
 	slices.SortFunc(ix.all, byOrder)
 	for i, cp := range ix.all {
@@ -210,6 +214,9 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	ix.globals = newGlobalIndex(global)
 	for _, list := range ix.namespaced {
 		slices.SortFunc(list, byOrder)
+	}
+	if c.CalicoVersion == (calico.Version{}) {
+		ix.noteUnknownTies(global)
 	}
 }
 
@@ -226,15 +233,6 @@ func compareTiers(a, b *tierInfo) int {
 		return c
 	}
 	return cmp.Compare(a.name, b.name)
-}
-
-// comparePolicies orders policies of a tier as Felix's PolKVLess: by
-// order, no order last, then by "name/namespace/kind".
-func comparePolicies(a, b *Policy) int {
-	if c := cmp.Compare(orderValue(a.Spec.Order), orderValue(b.Spec.Order)); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Name+"/"+a.Namespace+"/"+string(a.Kind.Enforced()), b.Name+"/"+b.Namespace+"/"+string(b.Kind.Enforced()))
 }
 
 func orderValue(o *float64) float64 {

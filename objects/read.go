@@ -194,6 +194,15 @@ func (r *Reader) Finish() *Set {
 	for _, key := range r.sliceOrder {
 		c.Services = append(c.Services, *r.slices[key])
 	}
+	if r.version != "" {
+		// The evaluator follows the version where Felix's releases differ
+		// (how it orders policies of equal order).
+		if v, err := calico.ParseVersion(r.version); err == nil {
+			c.CalicoVersion = v
+		} else {
+			r.notes = append(r.notes, fmt.Sprintf("ClusterInformation: spec.calicoVersion: %v; evaluating as Calico 3.32 and later", err))
+		}
+	}
 	sortCluster(&c)
 	set := &Set{Cluster: c, CalicoVersion: r.version, Notes: r.notes}
 	if r.KeepSnapshot {

@@ -158,6 +158,25 @@ func TestDefaultsOnRead(t *testing.T) {
 	}
 }
 
+// TestCalicoVersion: the ClusterInformation's version reaches the
+// evaluator, which follows it where Felix's releases differ.
+func TestCalicoVersion(t *testing.T) {
+	s, err := read(t, "{apiVersion: crd.projectcalico.org/v1, kind: ClusterInformation, metadata: {name: default}, spec: {calicoVersion: v3.31.2}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CalicoVersion != "v3.31.2" || s.Cluster.CalicoVersion != (calico.Version{Major: 3, Minor: 31}) {
+		t.Errorf("version %q, cluster %v", s.CalicoVersion, s.Cluster.CalicoVersion)
+	}
+	s, err = read(t, "{apiVersion: crd.projectcalico.org/v1, kind: ClusterInformation, metadata: {name: default}, spec: {calicoVersion: master}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Cluster.CalicoVersion != (calico.Version{}) || !strings.Contains(strings.Join(s.Notes, "\n"), `Calico version "master"`) {
+		t.Errorf("an unreadable version: %v, notes %v", s.Cluster.CalicoVersion, s.Notes)
+	}
+}
+
 // TestDuplicates: with Calico's API server, the same policy is listed by
 // projectcalico.org/v3 and stored in crd.projectcalico.org/v1, and every
 // Kubernetes NetworkPolicy is listed as a v3 NetworkPolicy named

@@ -86,7 +86,7 @@ type entity struct {
 
 // compilePolicy parses every selector of a policy and rewrites it the way
 // libcalico-go hands it to Felix (syncersv1/updateprocessors).
-func compilePolicy(p *Policy) *compiledPolicy {
+func compilePolicy(p *Policy, version calico.Version) *compiledPolicy {
 	cp := &compiledPolicy{Policy: p}
 	if p.Invalid != "" {
 		cp.invalid = p.Invalid
@@ -117,10 +117,10 @@ func compilePolicy(p *Policy) *compiledPolicy {
 		ns = p.Namespace
 	}
 	for i, r := range p.Spec.Ingress {
-		cp.ingress = append(cp.ingress, compileRule(cp, calico.Ingress, i, r, ns))
+		cp.ingress = append(cp.ingress, compileRule(cp, calico.Ingress, i, r, ns, version))
 	}
 	for i, r := range p.Spec.Egress {
-		cp.egress = append(cp.egress, compileRule(cp, calico.Egress, i, r, ns))
+		cp.egress = append(cp.egress, compileRule(cp, calico.Egress, i, r, ns, version))
 	}
 	// Calico refuses a policy with an invalid rule as a whole (the v3 API
 	// rejects it; Felix drops what its validation fails).
@@ -177,7 +177,7 @@ func policySelector(p *Policy) (calico.Selector, error) {
 	return calico.And(terms...), nil
 }
 
-func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.Rule, ns string) *rule {
+func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.Rule, ns string, version calico.Version) *rule {
 	out := &rule{policy: cp, dir: dir, action: r.Action, protocol: r.Protocol, notProtocol: r.NotProtocol}
 	field := fmt.Sprintf("spec.%s[%d]", strings.ToLower(string(dir)), index)
 	fail := func(format string, args ...any) {
@@ -201,6 +201,9 @@ func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.
 	}
 	if (r.ICMP != nil || r.NotICMP != nil) && r.Protocol == nil {
 		fail("icmp needs protocol ICMP or ICMPv6")
+	}
+	if refused, ok := ruleRefusal(r, dir, !cp.Kind.Namespaced(), version); ok && out.invalid == "" {
+		out.invalid = field + refused.field + ": " + refused.reason
 	}
 	var err error
 	if out.src, err = compileEntity(r.Source, ns); err != nil {

@@ -172,7 +172,7 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	}
 	var global []*compiledPolicy
 	for _, p := range policies {
-		cp := compilePolicy(p)
+		cp := compilePolicy(p, c.CalicoVersion)
 		ix.notes = append(ix.notes, cp.notes...)
 		name := p.TierName()
 		if tiers[name] == nil {

@@ -137,3 +137,29 @@ func (e *Endpoint) families() (v4, v6 bool) {
 	}
 	return v4, v6
 }
+
+// NetworkSetLabels returns the labels Felix matches rule selectors
+// against for a network set: its own, and for a NetworkSet
+// projectcalico.org/namespace and the labels of its namespace's profile
+// (pcns.<key>, pcns.projectcalico.org/name), given its namespace (nil
+// when it was not read) (updateprocessors/networksetprocessor.go). The set's own labels take
+// priority over the profile's (felix/labelindex/
+// label_inheritance_index.go), and nothing drops its pcns. labels as the
+// workload endpoint processor does a pod's: a NetworkSet can carry
+// another namespace's labels.
+func NetworkSetLabels(set NetworkSet, ns *Namespace) map[string]string {
+	out := make(map[string]string, len(set.Labels)+4)
+	if set.Namespace != "" && ns != nil {
+		for k, v := range ns.Labels {
+			out[NamespaceLabelPrefix+k] = v
+		}
+		out[NamespaceLabelPrefix+calico.NameLabel] = set.Namespace
+	}
+	for k, v := range set.Labels {
+		out[k] = v
+	}
+	if set.Namespace != "" {
+		out[calico.NamespaceLabel] = set.Namespace
+	}
+	return out
+}

@@ -125,20 +125,7 @@ func NewIndex(c *Cluster, opts ...Option) *Index {
 		}
 	}
 	for _, ns := range c.NetworkSets {
-		labels := map[string]string{}
-		for k, v := range ns.Labels {
-			labels[k] = v
-		}
-		if ns.Namespace != "" {
-			labels[calico.NamespaceLabel] = ns.Namespace
-			if n, ok := ix.namespaces[ns.Namespace]; ok {
-				for k, v := range n.Labels {
-					labels[NamespaceLabelPrefix+k] = v
-				}
-				labels[NamespaceLabelPrefix+calico.NameLabel] = ns.Namespace
-			}
-		}
-		ix.netsets = append(ix.netsets, compiledNetworkSet{NetworkSet: ns, labels: labels})
+		ix.netsets = append(ix.netsets, compiledNetworkSet{NetworkSet: ns, labels: NetworkSetLabels(ns, ix.namespaces[ns.Namespace])})
 	}
 	ix.addPolicies(c, o)
 	return ix

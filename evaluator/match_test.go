@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -253,4 +254,31 @@ func TestRuleMatches(t *testing.T) {
 	if m, why := ix.RuleMatches(&Policy{Name: "other"}, "Ingress", 0, pg, web, tcp); m != Unknown || why == "" {
 		t.Errorf("a policy of another index: %s %q", m, why)
 	}
+}
+
+// TestNetworkSets follows Felix's IP sets of rule selectors
+// (felix/labelindex, felix/calc/rule_scanner.go): a selector matches the
+// addresses of the network sets it selects. A NetworkSet carries
+// projectcalico.org/namespace and inherits its namespace's profile labels
+// (pcns.*) (updateprocessors/networksetprocessor.go); its own labels take
+// priority over inherited ones (label_inheritance_index.go), and unlike a
+// pod's its pcns. labels are not dropped, so a tenant's NetworkSet can
+// carry another project's namespace labels.
+func TestNetworkSets(t *testing.T) {
+	c := world()
+	c.NetworkSets = []NetworkSet{
+		{Name: "partners", Labels: labels("role=partner"), Nets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+		{Namespace: "db", Name: "db-peers", Labels: labels("role=peer"), Nets: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25")}},
+		{Namespace: "db", Name: "forged", Labels: labels("pcns.project=a"), Nets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+	}
+	runMatchCases(t, c, []matchCase{
+		{name: "a GlobalNetworkSet by its labels", policy: ingressGNP(t, "{action: Allow, source: {selector: role == 'partner'}}"), src: "198.51.100.7", want: Allow},
+		{name: "an address outside the set", policy: ingressGNP(t, "{action: Allow, source: {selector: role == 'partner'}}"), src: "198.51.101.7", want: Deny},
+		{name: "notSelector all() excludes every network set's addresses", policy: ingressGNP(t, "{action: Allow, source: {notSelector: all()}}"), src: "198.51.100.7", want: Deny},
+		{name: "a NetworkSet of the policy's namespace", policy: ingressNP(t, "{action: Allow, source: {selector: role == 'peer'}}"), src: "203.0.113.9", want: Allow},
+		{name: "a GlobalNetworkSet is outside a NetworkPolicy's namespace", policy: ingressNP(t, "{action: Allow, source: {selector: role == 'partner'}}"), src: "198.51.100.7", want: Deny},
+		{name: "namespaceSelector reaches NetworkSets through their namespace's labels", policy: ingressGNP(t, "{action: Allow, source: {namespaceSelector: project == 'b'}}"), src: "203.0.113.9", want: Allow},
+		{name: "namespaceSelector global() reaches GlobalNetworkSets only", policy: ingressGNP(t, "{action: Allow, source: {namespaceSelector: global()}}"), src: "198.51.100.7", want: Allow},
+		{name: "a NetworkSet's own pcns. label wins over its namespace's", policy: ingressGNP(t, "{action: Allow, source: {namespaceSelector: project == 'a'}}"), src: "192.0.2.1", want: Allow},
+	})
 }

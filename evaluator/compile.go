@@ -314,6 +314,38 @@ func compileEntity(e calico.EntityRule, ns string) (entity, error) {
 	return out, nil
 }
 
+// PeerSelector returns the selector Felix matches the peer of a rule
+// against (the source of an ingress rule, the destination of an egress
+// rule): its selector, service accounts and namespace scoping combined as
+// libcalico-go combines them, less what its notSelector matches; nil when
+// the rule picks its peer by no selector. It serves questions about which labelled
+// objects (network sets) a rule reaches.
+func PeerSelector(p *Policy, dir calico.PolicyType, index int) (calico.Selector, error) {
+	rules := p.Spec.Ingress
+	if dir == calico.Egress {
+		rules = p.Spec.Egress
+	}
+	if index < 0 || index >= len(rules) {
+		return nil, fmt.Errorf("%s has no %s rule %d", p, strings.ToLower(string(dir)), index)
+	}
+	peer := rules[index].Source
+	if dir == calico.Egress {
+		peer = rules[index].Destination
+	}
+	ns := ""
+	if p.Kind.Namespaced() {
+		ns = p.Namespace
+	}
+	e, err := compileEntity(peer, ns)
+	if err != nil || e.sel == nil {
+		return nil, err
+	}
+	if e.notSel != nil {
+		return calico.And(e.sel.Selector, calico.Not(e.notSel.Selector)), nil
+	}
+	return e.sel.Selector, nil
+}
+
 // parseNet reads a CIDR or a single address, as Calico accepts both.
 func parseNet(text string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(text); err == nil {

@@ -152,8 +152,12 @@ func TestLeaseFence(t *testing.T) {
 // as to an API server) after closing the fence behind the first check's
 // back.
 func TestFencedConnections(t *testing.T) {
+	// The server's handlers run on goroutines of their own.
+	var mu sync.Mutex
 	var received []string
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		received = append(received, r.Proto+" "+r.Method+" "+r.URL.Path)
 	}))
 	srv.EnableHTTP2 = true
@@ -188,9 +192,13 @@ func TestFencedConnections(t *testing.T) {
 	if err := send("/api/v1/namespaces/leading"); err != nil {
 		t.Errorf("a write while leading: %v", err)
 	}
-	// The lease runs out while the connection is open.
+	// The lease runs out while the connection is open. The refused write
+	// breaks the connection, and the HTTP/2 client reports either the
+	// fence's error or its own closing of the connection, whichever its
+	// goroutines see first (about one run in a hundred the latter); what
+	// counts is that the server never receives the request (below).
 	clock.advance(2 * time.Hour)
-	if err := send("/api/v1/namespaces/frozen"); err == nil || !strings.Contains(err.Error(), "last renewed") {
+	if err := send("/api/v1/namespaces/frozen"); err == nil || !strings.Contains(err.Error(), "last renewed") && !strings.Contains(err.Error(), "client connection force closed") {
 		t.Errorf("a write on an open connection after the lease ran out: %v", err)
 	}
 	// Renewed again: a new connection carries the writes.
@@ -201,7 +209,10 @@ func TestFencedConnections(t *testing.T) {
 		t.Errorf("a write after renewing again: %v", err)
 	}
 	want := "HTTP/2.0 PATCH /api/v1/namespaces/leading\nHTTP/2.0 PATCH /api/v1/namespaces/again"
-	if got := strings.Join(received, "\n"); got != want {
+	mu.Lock()
+	got := strings.Join(received, "\n")
+	mu.Unlock()
+	if got != want {
 		t.Errorf("the server received:\n%s\nwant:\n%s", got, want)
 	}
 }

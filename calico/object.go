@@ -130,6 +130,13 @@ func (a API) PolicyKinds() []string {
 	return []string{"GlobalNetworkPolicy"}
 }
 
+// StagingUnserved is the error for staged policies that a would have to
+// write but does not serve (Calico before 3.30): the daemon stops its
+// pass with it, and render refuses to print them.
+func (a API) StagingUnserved() error {
+	return fmt.Errorf("staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; %s serves none (Calico %s): set rollout: enforce and leave projects.stage empty, or upgrade Calico", a.GroupVersion(), a.Version)
+}
+
 // GroupVersion returns projectcalico.org/v3 or crd.projectcalico.org/v1.
 func (a API) GroupVersion() schema.GroupVersion {
 	if a.Group == GroupV3 {

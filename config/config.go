@@ -30,6 +30,11 @@ type Config struct {
 	// ExemptNamespaces are never isolated. Entries are names or patterns
 	// with one '*' ("cattle-*").
 	ExemptNamespaces []string `json:"exemptNamespaces"`
+	// AllowExemptAll confirms an entry "*" in ExemptNamespaces, which
+	// exempts every namespace and so turns isolation off in the whole
+	// cluster: without it such a file is refused, so that a stray "*"
+	// cannot open every wall.
+	AllowExemptAll bool `json:"allowExemptAll"`
 	// DNS is what isolated pods may resolve names with.
 	DNS DNS `json:"dns"`
 	// KubeAPI is how isolated pods reach the Kubernetes API.

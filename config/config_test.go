@@ -89,6 +89,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"exemptNamespaces: [cattle-*-*]", "exemptNamespaces[0]: \"cattle-*-*\" has more than one '*'"},
 		{"exemptNamespaces: [Kube_System]", "exemptNamespaces[0]"},
 		{"exemptNamespaces: kube-system", "exemptNamespaces: expected a list"},
+		{"exemptNamespaces: ['*']", `exemptNamespaces[0]: "*" exempts every namespace, which turns isolation off everywhere; if that is meant, also set allowExemptAll: true`},
+		{"exemptNamespaces: [kube-system, '*']\nallowExemptAll: false", `exemptNamespaces[1]: "*" exempts every namespace`},
+		{"allowExemptAll: true", `allowExemptAll: is only read when exemptNamespaces holds "*"`},
 		{"monitoring: [{namespace: x}]", "monitoring[0].serviceAccounts: must name at least one"},
 		{"logging: [{namespace: '', serviceAccounts: [a]}]", "logging[0].namespace: must not be empty"},
 		{"rancherAgent: [{namespace: a, serviceAccounts: [Bad_SA]}]", "rancherAgent[0].serviceAccounts[0]"},
@@ -131,6 +134,18 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) = %v\nwant it to contain %q", tt.yaml, err, tt.want)
 		}
+	}
+}
+
+// Exempting every namespace turns isolation off in the whole cluster: it
+// takes a second setting that says so.
+func TestExemptAllNeedsConfirmation(t *testing.T) {
+	cfg, err := Parse([]byte("exemptNamespaces: ['*']\nallowExemptAll: true\n"))
+	if err != nil || !cfg.AllowExemptAll || !reflect.DeepEqual(cfg.ExemptNamespaces, []string{"*"}) {
+		t.Errorf("exemptNamespaces ['*'] with allowExemptAll: %+v, %v", cfg, err)
+	}
+	if Default().AllowExemptAll {
+		t.Error("allowExemptAll is on by default")
 	}
 }
 

@@ -70,6 +70,13 @@ func (c *Config) Validate() error {
 		if err := checkPattern(p, validation.IsDNS1123Label); err != nil {
 			fail(fmt.Sprintf("exemptNamespaces[%d]", i), "%v", err)
 		}
+		if p == "*" && !c.AllowExemptAll {
+			fail(fmt.Sprintf("exemptNamespaces[%d]", i), `"*" exempts every namespace, which turns isolation off everywhere; if that is meant, also set allowExemptAll: true`)
+		}
+	}
+	if c.AllowExemptAll && !slices.Contains(c.ExemptNamespaces, "*") {
+		// A confirmation left behind would let a later "*" through unasked.
+		fail("allowExemptAll", `is only read when exemptNamespaces holds "*"; remove it`)
 	}
 
 	switch c.DNS.Mode {

@@ -40,8 +40,10 @@ type compiledPolicy struct {
 	// invalid says why the policy cannot be used; unmodelled says which of
 	// its features the evaluator does not follow.
 	invalid, unmodelled string
-	ingress, egress     []*rule
-	tier                *tierInfo
+	// notes say what in the policy does not do what it seems to.
+	notes           []string
+	ingress, egress []*rule
+	tier            *tierInfo
 	// pos is the policy's place in evaluation order across all tiers.
 	pos int
 }
@@ -75,6 +77,8 @@ type entity struct {
 	ports, notPorts  []calico.Port
 	service          *calico.ServiceMatch
 	hasNets, hasPort bool
+	// serviceNever is set for a Service match that Felix never matches.
+	serviceNever bool
 	// byFamily holds nets and notNets split by IP family (IPv4 first),
 	// once, for the matching of every connection.
 	byFamily [2]familyNets
@@ -82,7 +86,7 @@ type entity struct {
 
 // compilePolicy parses every selector of a policy and rewrites it the way
 // libcalico-go hands it to Felix (syncersv1/updateprocessors).
-func compilePolicy(p *Policy) *compiledPolicy {
+func compilePolicy(p *Policy, version calico.Version) *compiledPolicy {
 	cp := &compiledPolicy{Policy: p}
 	if p.Invalid != "" {
 		cp.invalid = p.Invalid
@@ -113,10 +117,10 @@ func compilePolicy(p *Policy) *compiledPolicy {
 		ns = p.Namespace
 	}
 	for i, r := range p.Spec.Ingress {
-		cp.ingress = append(cp.ingress, compileRule(cp, calico.Ingress, i, r, ns))
+		cp.ingress = append(cp.ingress, compileRule(cp, calico.Ingress, i, r, ns, version))
 	}
 	for i, r := range p.Spec.Egress {
-		cp.egress = append(cp.egress, compileRule(cp, calico.Egress, i, r, ns))
+		cp.egress = append(cp.egress, compileRule(cp, calico.Egress, i, r, ns, version))
 	}
 	// Calico refuses a policy with an invalid rule as a whole (the v3 API
 	// rejects it; Felix drops what its validation fails).
@@ -173,7 +177,7 @@ func policySelector(p *Policy) (calico.Selector, error) {
 	return calico.And(terms...), nil
 }
 
-func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.Rule, ns string) *rule {
+func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.Rule, ns string, version calico.Version) *rule {
 	out := &rule{policy: cp, dir: dir, action: r.Action, protocol: r.Protocol, notProtocol: r.NotProtocol}
 	field := fmt.Sprintf("spec.%s[%d]", strings.ToLower(string(dir)), index)
 	fail := func(format string, args ...any) {
@@ -198,12 +202,30 @@ func compileRule(cp *compiledPolicy, dir calico.PolicyType, index int, r calico.
 	if (r.ICMP != nil || r.NotICMP != nil) && r.Protocol == nil {
 		fail("icmp needs protocol ICMP or ICMPv6")
 	}
+	if refused, ok := ruleRefusal(r, dir, !cp.Kind.Namespaced(), version); ok && out.invalid == "" {
+		out.invalid = field + refused.field + ": " + refused.reason
+	}
 	var err error
 	if out.src, err = compileEntity(r.Source, ns); err != nil {
 		fail("source: %v", err)
 	}
 	if out.dst, err = compileEntity(r.Destination, ns); err != nil {
 		fail("destination: %v", err)
+	}
+	for _, side := range []struct {
+		name string
+		e    *entity
+	}{{"source", &out.src}, {"destination", &out.dst}} {
+		if svc := side.e.service; ns != "" && svc != nil && svc.Name != "" && svc.Namespace == "" {
+			// libcalico-go passes the empty namespace on
+			// (updateprocessors/rules.go); Felix then asks its Service
+			// index for "/<name>" (felix/calc/rule_scanner.go), whose keys
+			// are the EndpointSlices' "<namespace>/<name>"
+			// (felix/serviceindex/serviceindex.go): the IP set stays empty.
+			side.e.serviceNever = true
+			cp.notes = append(cp.notes, fmt.Sprintf("%s %s/%s: %s.%s.services names Service %s without a namespace: Felix looks it up as %q among Services keyed <namespace>/<name> and nothing fills in the policy's namespace, so the rule never matches; write namespace: %s",
+				cp.Kind, cp.Namespace, cp.Name, field, side.name, svc.Name, "/"+svc.Name, ns))
+		}
 	}
 	return out
 }
@@ -290,6 +312,38 @@ func compileEntity(e calico.EntityRule, ns string) (entity, error) {
 		out.notSel = newSelector(s)
 	}
 	return out, nil
+}
+
+// PeerSelector returns the selector Felix matches the peer of a rule
+// against (the source of an ingress rule, the destination of an egress
+// rule): its selector, service accounts and namespace scoping combined as
+// libcalico-go combines them, less what its notSelector matches; nil when
+// the rule picks its peer by no selector. It serves questions about which labelled
+// objects (network sets) a rule reaches.
+func PeerSelector(p *Policy, dir calico.PolicyType, index int) (calico.Selector, error) {
+	rules := p.Spec.Ingress
+	if dir == calico.Egress {
+		rules = p.Spec.Egress
+	}
+	if index < 0 || index >= len(rules) {
+		return nil, fmt.Errorf("%s has no %s rule %d", p, strings.ToLower(string(dir)), index)
+	}
+	peer := rules[index].Source
+	if dir == calico.Egress {
+		peer = rules[index].Destination
+	}
+	ns := ""
+	if p.Kind.Namespaced() {
+		ns = p.Namespace
+	}
+	e, err := compileEntity(peer, ns)
+	if err != nil || e.sel == nil {
+		return nil, err
+	}
+	if e.notSel != nil {
+		return calico.And(e.sel.Selector, calico.Not(e.notSel.Selector)), nil
+	}
+	return e.sel.Selector, nil
 }
 
 // parseNet reads a CIDR or a single address, as Calico accepts both.

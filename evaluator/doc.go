@@ -14,7 +14,8 @@
 //
 //   - Tiers in ascending order, an order left out last, ties by name
 //     (felix/calc/policy_sorter.go, TierLess); inside a tier, policies by
-//     order, then name, namespace and kind (PolKVLess).
+//     order, then as the Calico version breaks ties (PolKVLess): up to
+//     3.31 by v1 name, from 3.32 by name, namespace and kind (ties.go).
 //   - Only policies that select the endpoint for the direction are
 //     traversed; the first rule that matches decides: Allow and Deny end
 //     the evaluation, Pass skips to the next tier, Log goes on. If policies
@@ -30,7 +31,9 @@
 //   - Selectors see the labels Calico gives a pod's endpoint: the pod's
 //     own, projectcalico.org/namespace, /orchestrator and /serviceaccount,
 //     the namespace's labels as pcns.<key> and the service account's as
-//     pcsa.<key> (libcalico-go/lib/backend/k8s/conversion).
+//     pcsa.<key> (libcalico-go/lib/backend/k8s/conversion); the pod's own
+//     labels with those prefixes are dropped, as the workload endpoint
+//     update processor drops them.
 //
 // Anything it cannot model makes the verdict indeterminate, with the
 // reason, never a guess: HTTP matches, host endpoints, source ports,

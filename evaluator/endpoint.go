@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/calico-pni/calico-pni/calico"
 )
@@ -77,13 +78,19 @@ func (e *Endpoint) String() string {
 	return "(unknown)"
 }
 
-// endpointLabels returns the labels Calico gives a pod's workload
+// endpointLabels returns the labels Felix sees on a pod's workload
 // endpoint: its own labels, projectcalico.org/namespace,
-// /orchestrator=k8s and /serviceaccount (when shorter than 63
-// characters), then the labels of its namespace and service account
+// /orchestrator=k8s and /serviceaccount (which the update processor sets
+// from the endpoint's service account name whatever its length, though
+// the pod's conversion leaves it out from 63 characters), then the labels
+// of its namespace and service account
 // profiles (libcalico-go conversion: workload_endpoint_default.go,
-// NamespaceToProfile, ServiceAccountToProfile). The endpoint's own labels
-// win over inherited ones.
+// NamespaceToProfile, ServiceAccountToProfile). The pod's own labels
+// prefixed pcns. or pcsa. never reach Felix: the workload endpoint update
+// processor drops them so that a pod cannot pass itself off as one of
+// another namespace or service account
+// (syncersv1/updateprocessors/workloadendpointprocessor.go), which leaves
+// those prefixes to the profiles.
 func endpointLabels(namespace string, podLabels map[string]string, nsLabels map[string]string, sa string, saLabels map[string]string) map[string]string {
 	out := make(map[string]string, len(podLabels)+len(nsLabels)+len(saLabels)+6)
 	for k, v := range nsLabels {
@@ -97,11 +104,13 @@ func endpointLabels(namespace string, podLabels map[string]string, nsLabels map[
 		out[ServiceAccountLabelPrefix+calico.NameLabel] = sa
 	}
 	for k, v := range podLabels {
-		out[k] = v
+		if !strings.HasPrefix(k, NamespaceLabelPrefix) && !strings.HasPrefix(k, ServiceAccountLabelPrefix) {
+			out[k] = v
+		}
 	}
 	out[calico.NamespaceLabel] = namespace
 	out[calico.OrchestratorLabel] = "k8s"
-	if sa != "" && len(sa) < 63 {
+	if sa != "" {
 		out[calico.ServiceAccountLabel] = sa
 	}
 	return out
@@ -127,4 +136,30 @@ func (e *Endpoint) families() (v4, v6 bool) {
 		}
 	}
 	return v4, v6
+}
+
+// NetworkSetLabels returns the labels Felix matches rule selectors
+// against for a network set: its own, and for a NetworkSet
+// projectcalico.org/namespace and the labels of its namespace's profile
+// (pcns.<key>, pcns.projectcalico.org/name), given its namespace (nil
+// when it was not read) (updateprocessors/networksetprocessor.go). The set's own labels take
+// priority over the profile's (felix/labelindex/
+// label_inheritance_index.go), and nothing drops its pcns. labels as the
+// workload endpoint processor does a pod's: a NetworkSet can carry
+// another namespace's labels.
+func NetworkSetLabels(set NetworkSet, ns *Namespace) map[string]string {
+	out := make(map[string]string, len(set.Labels)+4)
+	if set.Namespace != "" && ns != nil {
+		for k, v := range ns.Labels {
+			out[NamespaceLabelPrefix+k] = v
+		}
+		out[NamespaceLabelPrefix+calico.NameLabel] = set.Namespace
+	}
+	for k, v := range set.Labels {
+		out[k] = v
+	}
+	if set.Namespace != "" {
+		out[calico.NamespaceLabel] = set.Namespace
+	}
+	return out
 }

@@ -125,20 +125,7 @@ func NewIndex(c *Cluster, opts ...Option) *Index {
 		}
 	}
 	for _, ns := range c.NetworkSets {
-		labels := map[string]string{}
-		for k, v := range ns.Labels {
-			labels[k] = v
-		}
-		if ns.Namespace != "" {
-			labels[calico.NamespaceLabel] = ns.Namespace
-			if n, ok := ix.namespaces[ns.Namespace]; ok {
-				for k, v := range n.Labels {
-					labels[NamespaceLabelPrefix+k] = v
-				}
-				labels[NamespaceLabelPrefix+calico.NameLabel] = ns.Namespace
-			}
-		}
-		ix.netsets = append(ix.netsets, compiledNetworkSet{NetworkSet: ns, labels: labels})
+		ix.netsets = append(ix.netsets, compiledNetworkSet{NetworkSet: ns, labels: NetworkSetLabels(ns, ix.namespaces[ns.Namespace])})
 	}
 	ix.addPolicies(c, o)
 	return ix
@@ -172,7 +159,8 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	}
 	var global []*compiledPolicy
 	for _, p := range policies {
-		cp := compilePolicy(p)
+		cp := compilePolicy(p, c.CalicoVersion)
+		ix.notes = append(ix.notes, cp.notes...)
 		name := p.TierName()
 		if tiers[name] == nil {
 			tiers[name] = &tierInfo{name: name, defaultAction: calico.Deny}
@@ -195,11 +183,15 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	for i, t := range ix.tiers {
 		rank[t] = i
 	}
+	ties := ties332
+	if v := c.CalicoVersion; v != (calico.Version{}) && !v.AtLeast(3, 32) {
+		ties = tiesV1Names
+	}
 	byOrder := func(a, b *compiledPolicy) int {
 		if c := cmp.Compare(rank[a.tier], rank[b.tier]); c != 0 {
 			return c
 		}
-		return comparePolicies(a.Policy, b.Policy)
+		return comparePolicies(a.Policy, b.Policy, ties)
 	}
 	slices.SortFunc(ix.all, byOrder)
 	for i, cp := range ix.all {
@@ -209,6 +201,9 @@ func (ix *Index) addPolicies(c *Cluster, o options) {
 	ix.globals = newGlobalIndex(global)
 	for _, list := range ix.namespaced {
 		slices.SortFunc(list, byOrder)
+	}
+	if c.CalicoVersion == (calico.Version{}) {
+		ix.noteUnknownTies(global)
 	}
 }
 
@@ -225,15 +220,6 @@ func compareTiers(a, b *tierInfo) int {
 		return c
 	}
 	return cmp.Compare(a.name, b.name)
-}
-
-// comparePolicies orders policies of a tier as Felix's PolKVLess: by
-// order, no order last, then by "name/namespace/kind".
-func comparePolicies(a, b *Policy) int {
-	if c := cmp.Compare(orderValue(a.Spec.Order), orderValue(b.Spec.Order)); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Name+"/"+a.Namespace+"/"+string(a.Kind.Enforced()), b.Name+"/"+b.Namespace+"/"+string(b.Kind.Enforced()))
 }
 
 func orderValue(o *float64) float64 {

@@ -3,6 +3,8 @@ package evaluator
 import (
 	"strings"
 	"testing"
+
+	"github.com/calico-pni/calico-pni/calico"
 )
 
 // TestIndeterminate lists what the evaluator does not model: the verdict
@@ -61,6 +63,74 @@ func TestIndeterminate(t *testing.T) {
 			r := ix.Evaluate(endpoint(t, ix, src), endpoint(t, ix, "db/pg"), "TCP", 5432)
 			if r.Verdict != Indeterminate || !strings.Contains(r.Reason, tt.reason) {
 				t.Errorf("verdict %s (%s), want indeterminate because of %q", r.Verdict, r.Reason, tt.reason)
+			}
+		})
+	}
+}
+
+// TestRulesCalicoRefuses follows Calico's v3 validation
+// (libcalico-go/lib/validator/v3/validator.go: validateRule,
+// validateEntityRule, validateNetworkPolicySpec,
+// validateGlobalNetworkPolicySpec; from 3.32 partly CEL rules in
+// api/pkg/apis/projectcalico/v3/policy_common.go): a policy holding such a
+// rule never reaches Felix, so what it would do cannot be told; every
+// connection it selects is indeterminate, with Calico's reason.
+func TestRulesCalicoRefuses(t *testing.T) {
+	v331, v332 := calico.Version{Major: 3, Minor: 31}, calico.Version{Major: 3, Minor: 32}
+	tests := []struct {
+		name    string
+		policy  string // a GlobalNetworkPolicy's spec, or with ns a NetworkPolicy's
+		ns      string
+		version calico.Version
+		reason  string // "" when Calico accepts the rule
+	}{
+		{"ports with protocol ICMP", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, protocol: ICMP, destination: {ports: [5432]}}]}", "", v332,
+			"spec.ingress[0]: rules that specify ports must set protocol to TCP or UDP or SCTP"},
+		{"notPorts with protocol 1", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, protocol: 1, source: {notPorts: [22]}}]}", "", v332,
+			"must set protocol to TCP or UDP or SCTP"},
+		{"a numeric port without protocol", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, destination: {ports: [5432]}}]}", "", v332,
+			"spec.ingress[0]: rules with numeric port or port range must set protocol to TCP or UDP or SCTP"},
+		{"a named port without protocol, Calico 3.31", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, destination: {ports: [postgres]}}]}", "", v331,
+			"rules that specify ports must set protocol to TCP or UDP or SCTP"},
+		{"a named port without protocol, Calico 3.32 accepts it", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, destination: {ports: [postgres]}}]}", "", v332, ""},
+		{"a named port without protocol, Calico version unknown", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, destination: {ports: [postgres]}}]}", "", calico.Version{},
+			"Calico 3.31 and earlier refuse"},
+		{"services in an ingress rule's destination", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, destination: {services: {name: pg, namespace: db}}}]}", "", v332,
+			"spec.ingress[0].destination.services: not allowed in ingress rule destination"},
+		{"services in an egress rule's source", "{order: 1, selector: app == 'web', types: [Egress], egress: [{action: Allow, source: {services: {name: web, namespace: shop}}}]}", "", v332,
+			"spec.egress[0].source.services: not allowed in egress rule source"},
+		{"services without namespace in a GlobalNetworkPolicy", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, source: {services: {name: web}}}]}", "", v332,
+			"spec.ingress[0].source.services.namespace: must specify a namespace"},
+		{"services without name", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, source: {services: {namespace: shop}}}]}", "db", v332,
+			"spec.ingress[0].source.services: must specify a service name"},
+		{"services with a selector", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, source: {selector: all(), services: {name: web, namespace: shop}}}]}", "", v332,
+			"cannot specify Selector/NotSelector and Services on the same rule"},
+		{"services with nets", "{order: 1, selector: app == 'pg', types: [Ingress], ingress: [{action: Allow, source: {nets: [10.0.0.0/8], services: {name: web, namespace: shop}}}]}", "", v332,
+			"cannot specify Nets/NotNets and Services on the same rule"},
+		{"services with destination ports", "{order: 1, selector: app == 'web', types: [Egress], egress: [{action: Allow, protocol: TCP, destination: {ports: [5432], services: {name: pg, namespace: db}}}]}", "", v332,
+			"ports and notPorts cannot be specified with services"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := world()
+			c.Services = []ServiceEndpoints{
+				{Namespace: "db", Name: "pg", Endpoints: []ServiceEndpoint{{Addr: addrs("10.42.2.10")[0], Protocol: "TCP", Port: 5432}}},
+				{Namespace: "shop", Name: "web", Endpoints: []ServiceEndpoint{{Addr: addrs("10.42.1.10")[0], Protocol: "TCP", Port: 80}}},
+			}
+			c.Pods[1].Ports = []NamedPort{{Name: "postgres", Protocol: "TCP", Port: 5432}}
+			p := gnp(t, "p", tt.policy)
+			if tt.ns != "" {
+				p = np(t, tt.ns, "p", tt.policy)
+			}
+			c.Policies = []Policy{p}
+			c.CalicoVersion = tt.version
+			ix := NewIndex(c)
+			r := ix.Evaluate(endpoint(t, ix, "shop/web"), endpoint(t, ix, "db/pg"), "TCP", 5432)
+			switch {
+			case tt.reason == "" && r.Verdict == Indeterminate:
+				t.Errorf("indeterminate (%s), but Calico accepts the rule", r.Reason)
+			case tt.reason != "" && (r.Verdict != Indeterminate || !strings.Contains(r.Reason, tt.reason)):
+				t.Errorf("verdict %s (%s), want indeterminate because %q", r.Verdict, r.Reason, tt.reason)
 			}
 		})
 	}

@@ -358,6 +358,9 @@ func (ix *Index) serviceMatch(e *entity, ep *Endpoint, t Traffic, destination bo
 	if e.service == nil {
 		return Yes, ""
 	}
+	if e.serviceNever {
+		return No, ""
+	}
 	name := e.service.Namespace + "/" + e.service.Name
 	svc, ok := ix.services[name]
 	if !ok {

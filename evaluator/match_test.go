@@ -1,6 +1,8 @@
 package evaluator
 
 import (
+	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -84,6 +86,31 @@ func TestCalicoLabels(t *testing.T) {
 	})
 }
 
+// TestForgedProfileLabels: Calico strips a pod's own labels prefixed pcns.
+// and pcsa. before Felix sees its endpoint, "so that a workload endpoint
+// cannot pretend it is in another namespace"
+// (libcalico-go/lib/backend/syncersv1/updateprocessors/
+// workloadendpointprocessor.go); the namespace's and service account's
+// labels alone reach selectors with those prefixes. A pod of project b
+// labelled as if its namespace were in project a stays out.
+func TestForgedProfileLabels(t *testing.T) {
+	c := world(
+		gnp(t, "project-a-only", "{order: 1, selector: app == 'web', types: [Ingress], ingress: [{action: Allow, source: {namespaceSelector: project == 'a'}}]}"),
+		gnp(t, "frontend-only", "{order: 2, selector: app == 'web', types: [Ingress], ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}, source: {serviceAccounts: {selector: tier == 'frontend'}}}]}"),
+	)
+	c.Pods = append(c.Pods, pod("db", "forger", "10.42.2.66", "app=tool", "pcns.project=a", "pcns.projectcalico.org/name=shop", "pcsa.tier=frontend"))
+	ix := NewIndex(c)
+	check(t, ix, "db/forger", "shop/web", 80, Deny)
+	check(t, ix, "db/forger", "shop/web", 8080, Deny)
+	if labels := endpoint(t, ix, "db/forger").Labels; labels["pcns.project"] != "b" || labels["pcns.projectcalico.org/name"] != "db" || labels["pcsa.tier"] != "" {
+		t.Errorf("the forger's endpoint labels: %v", labels)
+	}
+	// The same pod without forged labels is denied alike, and a pod of
+	// project a is let in.
+	check(t, ix, "db/pg", "shop/web", 80, Deny)
+	check(t, ix, "shop/web", "shop/web", 80, Allow)
+}
+
 // TestServiceAccounts follows parseServiceAccounts in libcalico-go's rule
 // conversion: names match projectcalico.org/serviceaccount, the selector
 // matches the service account's labels; both must hold when both are set.
@@ -96,6 +123,20 @@ func TestServiceAccounts(t *testing.T) {
 		{name: "in a NetworkPolicy, only the policy's namespace", policy: ingressNP(t, "{action: Allow, source: {serviceAccounts: {names: [default]}}}"), want: Deny},
 		{name: "top-level serviceAccountSelector selects the endpoint", policy: gnp(t, "p", "{order: 1, serviceAccountSelector: tier == 'frontend', types: [Egress]}"), want: Deny},
 	})
+}
+
+// TestLongServiceAccountName: the pod's Kubernetes conversion leaves out
+// projectcalico.org/serviceaccount for a name of 63 characters or more (a
+// label value's limit), but the workload endpoint update processor sets
+// it from spec.serviceAccountName whatever its length, so Felix sees it
+// (updateprocessors/workloadendpointprocessor.go; projectcalico/calico
+// issue 4529).
+func TestLongServiceAccountName(t *testing.T) {
+	long := strings.Repeat("builder-", 9) + "x" // 73 characters
+	c := world(ingressGNP(t, "{action: Allow, source: {serviceAccounts: {names: ["+long+"]}}}"))
+	c.Pods[0].ServiceAccount = long
+	c.ServiceAccounts = append(c.ServiceAccounts, ServiceAccount{Namespace: "shop", Name: long})
+	check(t, NewIndex(c), "shop/web", "db/pg", 5432, Allow)
 }
 
 // TestNets follows Felix's rendering of nets per IP family
@@ -162,6 +203,34 @@ func TestServices(t *testing.T) {
 	})
 }
 
+// TestServiceWithoutNamespace: in a namespaced NetworkPolicy, a services
+// match without namespace never matches in Felix. The rule reaches Felix
+// with the namespace empty (libcalico-go/.../updateprocessors/rules.go
+// copies it as it is), Felix asks its Service index for "/<name>"
+// (felix/calc/rule_scanner.go), and the index is keyed by the
+// EndpointSlices' "<namespace>/<name>" (felix/serviceindex/
+// serviceindex.go), so the IP set stays empty, even for a Service of the
+// policy's own namespace (whatever the field's API doc says). The
+// evaluator says so instead of calling it undecidable.
+func TestServiceWithoutNamespace(t *testing.T) {
+	c := world()
+	// A Service of the policy's namespace whose endpoint is db/pg.
+	c.Services = []ServiceEndpoints{{Namespace: "shop", Name: "pg-proxy", Endpoints: []ServiceEndpoint{{Addr: addrs("10.42.2.10")[0], Protocol: "TCP", Port: 5432}}}}
+	c.Policies = []Policy{np(t, "shop", "to-proxy", "{order: 1, selector: app == 'web', types: [Egress], egress: [{action: Allow, protocol: TCP, destination: {services: {name: pg-proxy}}}]}")}
+	ix := NewIndex(c)
+	r := check(t, ix, "shop/web", "db/pg", 5432, Deny)
+	if r.Egress.Verdict != Deny {
+		t.Errorf("egress %s: %s", r.Egress.Verdict, r.Egress.Reason)
+	}
+	notes := strings.Join(ix.Notes(), "\n")
+	if !strings.Contains(notes, `NetworkPolicy shop/to-proxy: spec.egress[0].destination.services names Service pg-proxy without a namespace`) || !strings.Contains(notes, "never matches") {
+		t.Errorf("notes: %s", notes)
+	}
+	// With the namespace written out, it matches.
+	c.Policies[0] = np(t, "shop", "to-proxy", "{order: 1, selector: app == 'web', types: [Egress], egress: [{action: Allow, protocol: TCP, destination: {services: {name: pg-proxy, namespace: shop}}}]}")
+	check(t, NewIndex(c), "shop/web", "db/pg", 5432, Allow)
+}
+
 // TestRuleMatches: the building block for questions about one rule, on
 // the policies Selecting returns.
 func TestRuleMatches(t *testing.T) {
@@ -185,4 +254,31 @@ func TestRuleMatches(t *testing.T) {
 	if m, why := ix.RuleMatches(&Policy{Name: "other"}, "Ingress", 0, pg, web, tcp); m != Unknown || why == "" {
 		t.Errorf("a policy of another index: %s %q", m, why)
 	}
+}
+
+// TestNetworkSets follows Felix's IP sets of rule selectors
+// (felix/labelindex, felix/calc/rule_scanner.go): a selector matches the
+// addresses of the network sets it selects. A NetworkSet carries
+// projectcalico.org/namespace and inherits its namespace's profile labels
+// (pcns.*) (updateprocessors/networksetprocessor.go); its own labels take
+// priority over inherited ones (label_inheritance_index.go), and unlike a
+// pod's its pcns. labels are not dropped, so a tenant's NetworkSet can
+// carry another project's namespace labels.
+func TestNetworkSets(t *testing.T) {
+	c := world()
+	c.NetworkSets = []NetworkSet{
+		{Name: "partners", Labels: labels("role=partner"), Nets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+		{Namespace: "db", Name: "db-peers", Labels: labels("role=peer"), Nets: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25")}},
+		{Namespace: "db", Name: "forged", Labels: labels("pcns.project=a"), Nets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+	}
+	runMatchCases(t, c, []matchCase{
+		{name: "a GlobalNetworkSet by its labels", policy: ingressGNP(t, "{action: Allow, source: {selector: role == 'partner'}}"), src: "198.51.100.7", want: Allow},
+		{name: "an address outside the set", policy: ingressGNP(t, "{action: Allow, source: {selector: role == 'partner'}}"), src: "198.51.101.7", want: Deny},
+		{name: "notSelector all() excludes every network set's addresses", policy: ingressGNP(t, "{action: Allow, source: {notSelector: all()}}"), src: "198.51.100.7", want: Deny},
+		{name: "a NetworkSet of the policy's namespace", policy: ingressNP(t, "{action: Allow, source: {selector: role == 'peer'}}"), src: "203.0.113.9", want: Allow},
+		{name: "a GlobalNetworkSet is outside a NetworkPolicy's namespace", policy: ingressNP(t, "{action: Allow, source: {selector: role == 'partner'}}"), src: "198.51.100.7", want: Deny},
+		{name: "namespaceSelector reaches NetworkSets through their namespace's labels", policy: ingressGNP(t, "{action: Allow, source: {namespaceSelector: project == 'b'}}"), src: "203.0.113.9", want: Allow},
+		{name: "namespaceSelector global() reaches GlobalNetworkSets only", policy: ingressGNP(t, "{action: Allow, source: {namespaceSelector: global()}}"), src: "198.51.100.7", want: Allow},
+		{name: "a NetworkSet's own pcns. label wins over its namespace's", policy: ingressGNP(t, "{action: Allow, source: {namespaceSelector: project == 'a'}}"), src: "192.0.2.1", want: Allow},
+	})
 }

@@ -31,6 +31,10 @@ type Cluster struct {
 	// Accept or Return) from FelixConfiguration default, "" when not known.
 	// It decides traffic from a pod to its own node after egress policy.
 	EndpointToHostAction string
+	// CalicoVersion is the cluster's Calico version, zero when unknown. It
+	// decides what Felix does where Calico releases differ: how policies
+	// of equal order are ordered, and which rules Calico accepts.
+	CalicoVersion calico.Version
 	// Unsupported lists objects whose effect the evaluator does not model
 	// and that may change any verdict (for example an AdminNetworkPolicy).
 	// While it is not empty every verdict is indeterminate.

@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/calico-pni/calico-pni/calico"
@@ -167,5 +168,99 @@ func TestBothSides(t *testing.T) {
 	r = check(t, NewIndex(world(denyIn)), "shop/web", "db/pg", 5432, Deny)
 	if r.Egress.Verdict != Allow || r.Ingress.Verdict != Deny || !r.Egress.Policed || len(r.Egress.Tiers) != 0 {
 		t.Errorf("sides: egress %s (policed %v, %d tiers), ingress %s", r.Egress.Verdict, r.Egress.Policed, len(r.Egress.Tiers), r.Ingress.Verdict)
+	}
+}
+
+// TestTiesByCalicoVersion follows Felix's tie-break between policies of
+// equal order (felix/calc/policy_sorter.go, PolKVLess). Up to Calico 3.31
+// it compares the policies' v1 names: "<tier>.<name>" for a
+// GlobalNetworkPolicy, "<namespace>/<tier>.<name>" for a NetworkPolicy,
+// "<namespace>/knp.default.<name>" for a Kubernetes one
+// (libcalico-go/lib/names, updateprocessors). From 3.32 it compares
+// "<name>/<namespace>/<kind>" with the plain name. The two disagree where
+// one name is the other's prefix followed by "-" or "." (both sort before
+// "/"), and between namespaced and global policies.
+func TestTiesByCalicoVersion(t *testing.T) {
+	selectPG := "order: 10\nselector: app == 'pg'\ntypes: [Ingress]\n"
+	tests := []struct {
+		name     string
+		policies []Policy
+		v331     []string // evaluation order up to 3.31
+		v332     []string // from 3.32
+	}{
+		{"a name and the same name with a dash",
+			[]Policy{gnp(t, "web", selectPG), gnp(t, "web-extra", selectPG)},
+			[]string{"web", "web-extra"}, []string{"web-extra", "web"}},
+		{"a name and the same name with a dot, in a tier named the 3.29 to 3.31 way",
+			[]Policy{
+				{Kind: GlobalNetworkPolicy, Name: "t.a", Tier: "t", Spec: spec(t, selectPG)},
+				{Kind: GlobalNetworkPolicy, Name: "t.a.b", Tier: "t", Spec: spec(t, selectPG)},
+			},
+			[]string{"t.a", "t.a.b"}, []string{"t.a.b", "t.a"}},
+		{"a NetworkPolicy sorts by its namespace up to 3.31 (db/default.b before default.a)",
+			[]Policy{gnp(t, "a", selectPG), np(t, "db", "b", selectPG)},
+			[]string{"b", "a"}, []string{"a", "b"}},
+		{"a Kubernetes NetworkPolicy by knp.default.",
+			[]Policy{np(t, "db", "z", selectPG), {Kind: KubernetesNetworkPolicy, Namespace: "db", Name: "a", Spec: spec(t, selectPG)}},
+			[]string{"z", "a"}, []string{"a", "z"}},
+	}
+	orderOf := func(c *Cluster) []string {
+		ix := NewIndex(c)
+		tiers, err := ix.Selecting(endpoint(t, ix, "db/pg"), calico.Ingress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tier := range tiers {
+			for _, p := range tier.Policies {
+				names = append(names, p.Name)
+			}
+		}
+		return names
+	}
+	for _, tt := range tests {
+		for _, v := range []struct {
+			version calico.Version
+			want    []string
+		}{{calico.Version{Major: 3, Minor: 28}, tt.v331}, {calico.Version{Major: 3, Minor: 31}, tt.v331}, {calico.Version{Major: 3, Minor: 32}, tt.v332}} {
+			c := world(tt.policies...)
+			c.Tiers = []Tier{{Name: "t", Order: order(100)}}
+			c.CalicoVersion = v.version
+			if got := orderOf(c); !reflect.DeepEqual(got, v.want) {
+				t.Errorf("%s, Calico %s: %v, want %v", tt.name, v.version, got, v.want)
+			}
+		}
+	}
+}
+
+// TestTiesOfUnknownVersion: without a Calico version, ties are broken as
+// 3.32 does, and a note names the policies whose order that choice
+// decides where it can change a verdict: both apply to a direction and
+// one has a Deny or Pass rule for it.
+func TestTiesOfUnknownVersion(t *testing.T) {
+	selectPG := "order: 10\nselector: app == 'pg'\ntypes: [Ingress]\n"
+	ix := NewIndex(world(
+		gnp(t, "web", selectPG+"ingress: [{action: Deny}]"), gnp(t, "web-extra", selectPG+"ingress: [{action: Allow}]"),
+		gnp(t, "other", "order: 11\nselector: all()\ntypes: [Ingress]"),
+		// Tied, ordered differently, but only Allow rules: no note.
+		gnp(t, "api", "order: 12\nselector: all()\ntypes: [Ingress]\ningress: [{action: Allow}]"),
+		gnp(t, "api-extra", "order: 12\nselector: all()\ntypes: [Ingress]\ningress: [{action: Allow}]"),
+		// Tied, but for different directions: no note.
+		gnp(t, "dns", "order: 13\nselector: all()\ntypes: [Ingress]\ningress: [{action: Deny}]"),
+		gnp(t, "dns-egress", "order: 13\nselector: all()\ntypes: [Egress]\negress: [{action: Deny}]"),
+	))
+	notes := strings.Join(ix.Notes(), "\n")
+	if !strings.Contains(notes, "web-extra and web have the same order (order 10) in tier default") || !strings.Contains(notes, "Calico 3.31 and earlier evaluate web first") {
+		t.Errorf("notes: %s", notes)
+	}
+	for _, quiet := range []string{"other", "api", "dns"} {
+		if strings.Contains(notes, quiet) {
+			t.Errorf("a note for %s, whose order changes no verdict: %s", quiet, notes)
+		}
+	}
+	c := world(gnp(t, "web", selectPG+"ingress: [{action: Deny}]"), gnp(t, "web-extra", selectPG))
+	c.CalicoVersion = calico.Version{Major: 3, Minor: 32}
+	if notes := NewIndex(c).Notes(); len(notes) > 0 {
+		t.Errorf("notes with a known version: %v", notes)
 	}
 }

@@ -32,11 +32,18 @@ func (k Kind) Namespaced() bool { return k.Enforced() != GlobalNetworkPolicy }
 // StagedAction says what a staged policy would do once enforced.
 type StagedAction string
 
-// The staged actions: Set (the default) puts the policy in place; Delete
-// removes the enforced policy of the same name.
+// The staged actions (api/pkg/apis/projectcalico/v3/policy_common.go):
+// Set (the default) puts the policy in place; Delete removes the enforced
+// policy of the same name. Learn and Ignore are evaluated as Set: Felix
+// never reads the staged action, and the update processors drop only a
+// staged Delete (libcalico-go/.../updateprocessors/
+// stagedglobalnetworkpolicyprocessor.go and its siblings), so their
+// pending verdicts come from their rules as a Set policy's do.
 const (
 	StagedSet    StagedAction = calico.StagedSet
 	StagedDelete StagedAction = "Delete"
+	StagedLearn  StagedAction = "Learn"
+	StagedIgnore StagedAction = "Ignore"
 )
 
 // Policy is one policy of any kind. Kubernetes NetworkPolicies are held

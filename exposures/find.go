@@ -1,7 +1,9 @@
 // Package exposures finds the policies, not written by calico-pni, that
 // open the walls around isolated namespaces: an Allow rule that lets in
-// namespaces of other projects, or addresses outside the cluster, or lets
-// an isolated namespace's pods out to them. It is pure: a model of the
+// namespaces of other projects, or addresses outside the cluster (by
+// nets, or through the network sets a rule selector selects, whose
+// addresses Felix puts into the rule's IP set), or lets an isolated
+// namespace's pods out to them. It is pure: a model of the
 // namespaces and the users' policies goes in, each isolated namespace's
 // exposures come out. An exposure is information for the cluster's admin,
 // not an error: the namespace stays isolated, its status lists what opens
@@ -59,6 +61,9 @@ type Input struct {
 	// WallTier is the tier calico-pni's walls are in: "default", or its
 	// own tier.
 	WallTier string
+	// NetworkSets are the cluster's GlobalNetworkSets and NetworkSets,
+	// whose addresses rule selectors also select.
+	NetworkSets []evaluator.NetworkSet
 }
 
 // Exposure is one rule of a policy that opens a namespace's wall.
@@ -84,7 +89,7 @@ func Find(in Input) map[string][]Exposure {
 			if dir == calico.Egress {
 				rules = p.Spec.Egress
 			}
-			for _, r := range rules {
+			for i, r := range rules {
 				if r.Action != calico.Allow {
 					continue
 				}
@@ -92,8 +97,9 @@ func Find(in Input) map[string][]Exposure {
 				if dir == calico.Egress {
 					peer = r.Destination
 				}
+				sets := a.networkSets(p, dir, i)
 				for _, ns := range targets {
-					if opens := a.opens(p, ns, peer, dir); opens != "" {
+					if opens := a.opens(p, ns, peer, dir, sets); opens != "" {
 						out[ns.Name] = appendOnce(out[ns.Name], Exposure{
 							Kind: p.FlowLogKind(), Namespace: p.Namespace, Name: p.FlowLogName(),
 							Direction: strings.ToLower(string(dir)), Opens: opens,
@@ -134,6 +140,15 @@ type analysis struct {
 	withName map[*Namespace]map[string]string
 	// parsed caches selectors by text: users' policies repeat a few.
 	parsed map[string]parsedSelector
+	// sets are the network sets with the labels rule selectors see.
+	sets []labelledSet
+}
+
+// labelledSet is a network set, its name as the exposures print it, and
+// the labels Felix matches rule selectors against.
+type labelledSet struct {
+	name   string
+	labels map[string]string
 }
 
 type parsedSelector struct {
@@ -174,6 +189,24 @@ func newAnalysis(in Input) *analysis {
 	for i := range in.Namespaces {
 		ns := &in.Namespaces[i]
 		a.byName[ns.Name] = ns
+	}
+	for _, set := range in.NetworkSets {
+		var ns *evaluator.Namespace
+		if n := a.byName[set.Namespace]; n != nil {
+			ns = &evaluator.Namespace{Name: n.Name, Labels: n.Labels}
+		}
+		name := set.Name
+		if set.Namespace != "" {
+			name = set.Namespace + "/" + name
+		}
+		nets := make([]string, len(set.Nets))
+		for j, p := range set.Nets {
+			nets[j] = p.String()
+		}
+		a.sets = append(a.sets, labelledSet{name: name + " (" + shortList(nets, 3) + ")", labels: evaluator.NetworkSetLabels(set, ns)})
+	}
+	for i := range in.Namespaces {
+		ns := &in.Namespaces[i]
 		for k := range keys {
 			v, ok := ns.Labels[k]
 			if k == calico.NameLabel {
@@ -286,9 +319,31 @@ func (a *analysis) match(sel calico.Selector) []*Namespace {
 	return out
 }
 
+// networkSets names the network sets that rule index of p selects as its
+// peer, sorted: Felix puts their addresses into the rule's IP set
+// (felix/labelindex), whatever namespace or project holds them.
+func (a *analysis) networkSets(p *evaluator.Policy, dir calico.PolicyType, index int) []string {
+	if len(a.sets) == 0 {
+		return nil
+	}
+	sel, err := evaluator.PeerSelector(p, dir, index)
+	if err != nil || sel == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range a.sets {
+		if sel.Matches(s.labels) {
+			out = append(out, s.name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // opens says what an Allow rule's peer lets into (or out of) ns beyond
-// what calico-pni's walls allow, or "" if nothing.
-func (a *analysis) opens(p *evaluator.Policy, ns *Namespace, peer calico.EntityRule, dir calico.PolicyType) string {
+// what calico-pni's walls allow, or "" if nothing. sets are the network
+// sets the peer selects.
+func (a *analysis) opens(p *evaluator.Policy, ns *Namespace, peer calico.EntityRule, dir calico.PolicyType, sets []string) string {
 	from := "from"
 	if dir == calico.Egress {
 		from = "to"
@@ -316,8 +371,8 @@ func (a *analysis) opens(p *evaluator.Policy, ns *Namespace, peer calico.EntityR
 		}
 		peers = a.match(sel)
 	case p.Namespace != "":
-		// A selector alone in a namespaced policy stays in its namespace.
-		return ""
+		// A selector alone in a namespaced policy stays in its namespace,
+		// whose pods are inside the wall; its network sets are not.
 	default:
 		// A selector alone in a GlobalNetworkPolicy reaches pods of every
 		// namespace.
@@ -341,6 +396,13 @@ func (a *analysis) opens(p *evaluator.Policy, ns *Namespace, peer calico.EntityR
 	}
 	if unassigned > 0 {
 		parts = append(parts, fmt.Sprintf("%d namespaces in no project", unassigned))
+	}
+	switch len(sets) {
+	case 0:
+	case 1:
+		parts = append(parts, "the addresses of network set "+sets[0])
+	default:
+		parts = append(parts, "the addresses of network sets "+shortList(sets, 3))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -1,6 +1,7 @@
 package exposures
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 
@@ -108,5 +109,49 @@ func TestFind(t *testing.T) {
 	own.Managed = true
 	if got := Find(Input{Namespaces: namespaces, Policies: []*evaluator.Policy{own}}); len(got) != 0 {
 		t.Errorf("calico-pni's own policy counted: %+v", got)
+	}
+}
+
+// TestNetworkSets: a rule selector also selects network sets, whose
+// addresses Felix puts into the rule's IP set (felix/labelindex): a
+// policy whose Allow rule selects one opens the wall to those addresses,
+// even a NetworkPolicy's selector that stays in its own namespace. A
+// NetworkSet's own labels win over its namespace's (pcns.*), so a tenant's
+// set can pass for one of another project's namespaces.
+func TestNetworkSets(t *testing.T) {
+	sets := []evaluator.NetworkSet{
+		{Namespace: "shop", Name: "partners", Labels: map[string]string{"role": "partner"}, Nets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+		{Name: "cdn", Labels: map[string]string{"role": "cdn"}, Nets: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+		{Namespace: "pay", Name: "forged", Labels: map[string]string{"pcns.team": "shop"}, Nets: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}},
+	}
+	calicoNP := func(ns string, from calico.EntityRule) *evaluator.Policy {
+		return &evaluator.Policy{Kind: evaluator.NetworkPolicy, Namespace: ns, Name: "np", Spec: calico.GlobalNetworkPolicySpec{
+			Order: order(10), Selector: "all()", Types: []calico.PolicyType{calico.Ingress}, Ingress: []calico.Rule{{Action: calico.Allow, Source: from}}}}
+	}
+	tests := []struct {
+		name   string
+		policy *evaluator.Policy
+		want   map[string][]Exposure
+	}{
+		{"a NetworkPolicy's selector picks a NetworkSet of its namespace", calicoNP("shop", calico.EntityRule{Selector: "role == 'partner'"}),
+			map[string][]Exposure{"shop": {{Kind: "CalicoNetworkPolicy", Namespace: "shop", Name: "np", Direction: "ingress", Opens: "from the addresses of network set shop/partners (198.51.100.0/24)"}}}},
+		{"a NetworkPolicy's selector does not reach a GlobalNetworkSet", calicoNP("shop", calico.EntityRule{Selector: "role == 'cdn'"}), map[string][]Exposure{}},
+		{"a GlobalNetworkPolicy's selector reaches a GlobalNetworkSet", gnp("", 500, calico.Allow, calico.EntityRule{Selector: "role == 'cdn'"}),
+			map[string][]Exposure{
+				"shop":    {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from namespaces of other projects (p-pay) and 1 namespaces in no project and the addresses of network set cdn (203.0.113.0/24)"}},
+				"shop-db": {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from namespaces of other projects (p-pay) and 1 namespaces in no project and the addresses of network set cdn (203.0.113.0/24)"}},
+			}},
+		{"a tenant's NetworkSet labelled as one of the project's namespaces", gnp("", 500, calico.Allow, calico.EntityRule{NamespaceSelector: "team == 'shop'"}),
+			map[string][]Exposure{
+				"shop":    {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from the addresses of network sets pay/forged (0.0.0.0/0), shop/partners (198.51.100.0/24)"}},
+				"shop-db": {{Kind: "GlobalNetworkPolicy", Name: "open-up", Direction: "ingress", Opens: "from the addresses of network sets pay/forged (0.0.0.0/0), shop/partners (198.51.100.0/24)"}},
+			}},
+	}
+	for _, tt := range tests {
+		in := Input{Namespaces: namespaces, SystemProject: "p-sys", Policies: []*evaluator.Policy{tt.policy}, NetworkSets: sets,
+			TierOrders: map[string]*float64{"default": order(1_000_000)}}
+		if got := Find(in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // legacyDefaultPrefix is the prefix Calico up to 3.31 stores default-tier
@@ -120,12 +121,9 @@ func (r *Reader) calicoPolicy(u *unstructured.Unstructured, group string) error 
 	}
 	spec.Tier = tier
 	if group == calico.GroupV3 && len(spec.Types) == 0 {
-		// Calico's v3 API defaults types: Ingress, and Egress when there are
-		// egress rules. Felix reads a v1 object without types as both.
-		spec.Types = []calico.PolicyType{calico.Ingress}
-		if len(spec.Egress) > 0 {
-			spec.Types = append(spec.Types, calico.Egress)
-		}
+		// Felix reads a v1 object without types as both directions; the v3
+		// API would have defaulted them.
+		spec.Types = calicoDefaultTypes(spec)
 	}
 	p := evaluator.Policy{
 		Kind: kind, Namespace: u.GetNamespace(), Name: name, Tier: tier, Spec: spec,
@@ -144,12 +142,9 @@ func (r *Reader) calicoPolicy(u *unstructured.Unstructured, group string) error 
 	staged := kind.Staged()
 	if staged {
 		action, _, _ := unstructured.NestedString(u.Object, "spec", "stagedAction")
-		p.StagedAction = evaluator.StagedAction(action)
-		if action == "" {
-			p.StagedAction = evaluator.StagedSet
-		}
-		if p.StagedAction != evaluator.StagedSet && p.StagedAction != evaluator.StagedDelete {
-			return fmt.Errorf("spec.stagedAction %q: use Set or Delete", action)
+		var err error
+		if p.StagedAction, err = stagedAction(action); err != nil {
+			return err
 		}
 	}
 	if r.calico[group] == nil {
@@ -170,20 +165,37 @@ func (r *Reader) stagedKubernetes(u *unstructured.Unstructured, group string) er
 	if err := specOf(u, &spec); err != nil {
 		return err
 	}
+	// No defaulting of policyTypes here: up to Calico 3.31 nothing
+	// defaults them and Calico's conversion then applies the policy to
+	// ingress alone (conversion.go, K8sNetworkPolicyToCalico). From 3.32
+	// the admission policy adds Egress when there are egress rules, which
+	// objects listed from such a cluster already carry.
 	np := &networkingv1.NetworkPolicy{Spec: spec.NetworkPolicySpec}
 	np.Name, np.Namespace = u.GetName(), u.GetNamespace()
 	p, notes := evaluator.FromKubernetes(np)
 	r.notes = append(r.notes, notes...)
 	p.Kind = evaluator.StagedKubernetesNetworkPolicy
-	p.StagedAction = evaluator.StagedAction(spec.StagedAction)
-	if p.StagedAction == "" {
-		p.StagedAction = evaluator.StagedSet
+	var err error
+	if p.StagedAction, err = stagedAction(spec.StagedAction); err != nil {
+		return err
 	}
 	if r.calico[group] == nil {
 		r.calico[group] = map[string]calicoPolicy{}
 	}
 	r.calico[group][string(p.Kind)+"/"+p.Namespace+"/"+p.Name] = calicoPolicy{policy: p, staged: true}
 	return nil
+}
+
+// stagedAction reads spec.stagedAction: one of Calico's enum
+// (api/pkg/apis/projectcalico/v3/policy_common.go), Set when left out.
+func stagedAction(text string) (evaluator.StagedAction, error) {
+	switch a := evaluator.StagedAction(text); a {
+	case "":
+		return evaluator.StagedSet, nil
+	case evaluator.StagedSet, evaluator.StagedDelete, evaluator.StagedLearn, evaluator.StagedIgnore:
+		return a, nil
+	}
+	return "", fmt.Errorf("spec.stagedAction %q: Calico's staged actions are Set, Delete, Learn and Ignore", text)
 }
 
 // specOf decodes an object's spec.
@@ -197,6 +209,9 @@ func specOf(u *unstructured.Unstructured, into any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, into); err != nil {
+		if explained := policies.ExplainNotString(raw, "spec", err); explained != err {
+			return explained
+		}
 		return fmt.Errorf("spec: %w", err)
 	}
 	return nil

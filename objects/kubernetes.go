@@ -9,7 +9,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/policies"
@@ -71,6 +70,7 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 		if err := convert(u, &np); err != nil {
 			return err
 		}
+		kubernetesDefaultPolicyTypes(&np)
 		p, notes := evaluator.FromKubernetes(&np)
 		r.notes = append(r.notes, notes...)
 		r.cluster.Policies = append(r.cluster.Policies, p)
@@ -81,11 +81,10 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 	return nil
 }
 
+// convert reads a typed object; a string field holding what YAML read as
+// a boolean or a number gets an error naming it.
 func convert(u *unstructured.Unstructured, into any) error {
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
-		return err
-	}
-	return nil
+	return policies.ConvertObject(u.Object, into)
 }
 
 // podFrom reads what a pod's Calico endpoint holds.

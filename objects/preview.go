@@ -32,6 +32,9 @@ func Preview(set *Set, cfg *config.Config, version calico.Version) (*evaluator.C
 
 	c := set.Cluster
 	c.Policies, c.Staged, c.Tiers = nil, nil, nil
+	if version != (calico.Version{}) {
+		c.CalicoVersion = version
+	}
 	for _, p := range set.Cluster.Policies {
 		if !p.Managed {
 			c.Policies = append(c.Policies, p)

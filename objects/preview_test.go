@@ -1,6 +1,8 @@
 package objects
 
 import (
+	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/calico-pni/calico-pni/calico"
@@ -62,5 +64,58 @@ func TestGeneratedTier(t *testing.T) {
 	}
 	if q := generated(calico.Policy{Name: "pni-y", Namespace: "shop", Spec: calico.GlobalNetworkPolicySpec{Tier: "default"}}); q.Tier != "" || q.Kind != evaluator.NetworkPolicy || q.Namespace != "shop" {
 		t.Errorf("%+v", q)
+	}
+}
+
+// TestNetworkSetClosesTheNodePortException: Felix puts the addresses of
+// every network set into the IP set of a rule selector that selects it
+// (felix/labelindex), and notSelector: all() selects them all. The
+// article's NodePort exception admits outside traffic with source
+// notSelector: all() (pni-allow-external-services), so an outside address
+// that a GlobalNetworkSet covers is no longer admitted: a GNP's rule
+// selector is not limited to a namespace. The oracle is Calico's
+// behaviour, not the generator: an address outside every network set is
+// let in to shop/web on TCP 8080, one inside a network set is not.
+func TestNetworkSetClosesTheNodePortException(t *testing.T) {
+	for _, tt := range []struct {
+		name, sets string
+		want       evaluator.Verdict
+	}{
+		{"no network set", "", evaluator.Allow},
+		{"a GlobalNetworkSet covering the address", "{apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkSet, metadata: {name: partners, labels: {role: partner}}, spec: {nets: [198.51.100.0/24]}}", evaluator.Deny},
+		{"a tenant's NetworkSet covering it", "{apiVersion: crd.projectcalico.org/v1, kind: NetworkSet, metadata: {name: mine, namespace: redis}, spec: {nets: [198.51.100.7/32]}}", evaluator.Deny},
+		{"a network set elsewhere", "{apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkSet, metadata: {name: other}, spec: {nets: [203.0.113.0/24]}}", evaluator.Allow},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader()
+			r.KeepSnapshot = true
+			for _, path := range articleFiles {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.ReadFile(path, data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.sets != "" {
+				if err := r.ReadFile("sets.yaml", []byte(tt.sets)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, _, err := Preview(r.Finish(), config.Default(), calico.Version{Major: 3, Minor: 28})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix := evaluator.NewIndex(c)
+			web, err := ix.PodEndpoint("shop", "web-6f7c9d8b4-xk2lp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := ix.Evaluate(ix.AddrEndpoint(netip.MustParseAddr("198.51.100.7")), web, "TCP", 8080)
+			if res.Verdict != tt.want {
+				t.Errorf("198.51.100.7 -> shop/web TCP 8080: %s (%s), want %s", res.Verdict, res.Reason, tt.want)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // Reader collects objects into a Cluster. Add objects, then call Finish.
@@ -138,6 +139,9 @@ func (r *Reader) Add(where string, obj map[string]any) error {
 	if name == "" {
 		return fmt.Errorf("%s: metadata.name must be set", at)
 	}
+	if err := policies.CheckMetadataStrings(obj); err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
 	group, _, _ := strings.Cut(apiVersion, "/")
 	if !strings.Contains(apiVersion, "/") {
 		group = ""
@@ -189,6 +193,15 @@ func (r *Reader) Finish() *Set {
 	}
 	for _, key := range r.sliceOrder {
 		c.Services = append(c.Services, *r.slices[key])
+	}
+	if r.version != "" {
+		// The evaluator follows the version where Felix's releases differ
+		// (how it orders policies of equal order).
+		if v, err := calico.ParseVersion(r.version); err == nil {
+			c.CalicoVersion = v
+		} else {
+			r.notes = append(r.notes, fmt.Sprintf("ClusterInformation: spec.calicoVersion: %v; evaluating as Calico 3.32 and later", err))
+		}
 	}
 	sortCluster(&c)
 	set := &Set{Cluster: c, CalicoVersion: r.version, Notes: r.notes}

@@ -2,10 +2,15 @@ package policies
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -108,11 +113,14 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		return fmt.Errorf("%s: this object appears twice", at)
 	}
 	r.seen[key] = true
+	if err := CheckMetadataStrings(obj); err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
 
 	switch {
 	case kind == "Namespace" && apiVersion == "v1":
 		var ns corev1.Namespace
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &ns); err != nil {
+		if err := ConvertObject(obj, &ns); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
 		if err := checkNamespace(&ns); err != nil {
@@ -121,7 +129,7 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		r.snap.Namespaces = append(r.snap.Namespaces, NamespaceFrom(&ns))
 	case kind == "Node" && apiVersion == "v1":
 		var n corev1.Node
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &n); err != nil {
+		if err := ConvertObject(obj, &n); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
 		if err := CheckNodeAddresses(&n); err != nil {
@@ -130,7 +138,7 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		r.snap.Nodes = append(r.snap.Nodes, NodeFrom(&n))
 	case kind == "Service" && apiVersion == "v1":
 		var svc corev1.Service
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &svc); err != nil {
+		if err := ConvertObject(obj, &svc); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
 		if svc.Namespace == "" {
@@ -141,7 +149,7 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		}
 	case kind == "Pod" && apiVersion == "v1":
 		var pod corev1.Pod
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &pod); err != nil {
+		if err := ConvertObject(obj, &pod); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
 		if pod.Namespace == "" {
@@ -152,7 +160,7 @@ func (r *snapshotReader) object(where string, obj map[string]any) error {
 		}
 	case kind == "EndpointSlice" && apiVersion == "discovery.k8s.io/v1":
 		var s discoveryv1.EndpointSlice
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &s); err != nil {
+		if err := ConvertObject(obj, &s); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
 		if s.Namespace != "default" || s.Labels[discoveryv1.LabelServiceName] != "kubernetes" {
@@ -196,4 +204,118 @@ func CheckNodeAddresses(n *corev1.Node) error {
 		}
 	}
 	return nil
+}
+
+// Kubernetes' YAML decoder follows YAML 1.1, which reads an unquoted y, n,
+// yes, no, on, off, true or false as a boolean and 1.0 or 010 as a number.
+// Where a string belongs (a label value, a port name) the converters then
+// say "unrecognized type: string", and a namespace's labels vanish
+// without a word; these name the field and the fix instead.
+
+// CheckMetadataStrings reports a label or annotation of an object whose
+// value is not a string.
+func CheckMetadataStrings(obj map[string]any) error {
+	meta, _ := obj["metadata"].(map[string]any)
+	for _, field := range []string{"labels", "annotations"} {
+		values, ok := meta[field].(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(values)) {
+			if err := notAString("metadata."+field+"."+k, k, values[k]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ConvertObject converts a decoded object into a typed Kubernetes object.
+// A string field that holds a boolean or a number gets an error naming it.
+func ConvertObject(obj map[string]any, into any) error {
+	err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, into)
+	if err == nil {
+		return nil
+	}
+	// encoding/json says which field failed, where the converter does not.
+	b, jsonErr := json.Marshal(obj)
+	if jsonErr != nil {
+		return err
+	}
+	fresh := reflect.New(reflect.TypeOf(into).Elem()).Interface()
+	if jsonErr = json.Unmarshal(b, fresh); jsonErr != nil {
+		if explained := ExplainNotString(obj, "", jsonErr); explained != jsonErr {
+			return explained
+		}
+	}
+	return err
+}
+
+// ExplainNotString turns a JSON decoding error about a string field that
+// holds a boolean or a number into one naming the field, with list
+// indices and map keys, and the fix. obj is what was decoded, found at
+// path prefix of its document. Other errors are returned as they are.
+func ExplainNotString(obj any, prefix string, err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Type == nil || te.Type.Kind() != reflect.String || te.Field == "" {
+		return err
+	}
+	if found := findNotString(obj, strings.Split(te.Field, "."), prefix); found != nil {
+		return found
+	}
+	return err
+}
+
+// findNotString looks along a field path (whose lists and map keys
+// encoding/json leaves out) for a value that is not a string.
+func findNotString(node any, parts []string, at string) error {
+	if list, ok := node.([]any); ok {
+		for i, item := range list {
+			if err := findNotString(item, parts, at+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	m, isMap := node.(map[string]any)
+	if len(parts) == 0 {
+		if !isMap {
+			key := at[strings.LastIndex(at, ".")+1:]
+			if i := strings.IndexByte(key, '['); i >= 0 {
+				key = key[:i]
+			}
+			return notAString(at, key, node)
+		}
+		// A map of strings, such as labels: the key is part of the path.
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if err := notAString(joinPath(at, k), k, m[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !isMap {
+		return nil
+	}
+	return findNotString(m[parts[0]], parts[1:], joinPath(at, parts[0]))
+}
+
+func joinPath(at, field string) string {
+	if at == "" {
+		return field
+	}
+	return at + "." + field
+}
+
+// notAString explains a value YAML read as something other than a string.
+func notAString(path, key string, v any) error {
+	switch v := v.(type) {
+	case string, nil:
+		return nil
+	case bool:
+		return fmt.Errorf("%s: the value is the boolean %v, not a string: YAML 1.1 reads unquoted y, yes, on, true, n, no, off and false as booleans; quote it (%s: \"...\")", path, v, key)
+	case float64, float32, int, int64, int32, json.Number:
+		return fmt.Errorf("%s: the value is the number %v, not a string: YAML reads unquoted 1.0, 010 or 1e3 as numbers; quote it (%s: \"...\")", path, v, key)
+	}
+	return fmt.Errorf("%s: must be a string", path)
 }

@@ -25,7 +25,8 @@ import (
 // leader's process continues, it still believes it leads, with events
 // queued; it must stand down without writing. The API server's audit log
 // shows who wrote what: the old leader sends no write after it continues,
-// and the two replicas' writes never overlap.
+// and the two replicas' writes never overlap. Its own log shows that it
+// did try to write once it continued, and that the lease fence refused.
 //
 // The leader is stopped while a change is on its way to it, so it may be
 // in the middle of a pass or of a lease renewal (one every retry period):
@@ -123,19 +124,31 @@ func TestLeaderFailoverTheHardWay(t *testing.T) {
 
 	// The old leader continues, still believing it leads; more changes
 	// follow, which only the new leader may write.
+	// A frozen process writes no log: what it logs from here on is what
+	// it did once it continued.
+	frozenLog := len(procs[leader].logs.String())
+	sinceResume := func() string { return procs[leader].logs.String()[frozenLog:] }
 	procs[leader].signal(t, syscall.SIGCONT)
 	resumed := time.Now()
 	if _, err := e.Kube.CoreV1().Namespaces().Create(ctx, testbed.Namespace("failover-late", "c-m4x7q", "p-mcb29"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	testbed.Eventually(t, 60*time.Second, func() error {
-		if !strings.Contains(procs[leader].logs.String(), "standing by") {
+		if !strings.Contains(sinceResume(), "standing by") {
 			return fmt.Errorf("the old leader has not stood down yet")
 		}
 		return isolatedIn(e, "failover-late", "p-mcb29")
 	})
 	if h := holder(); h != standby {
 		t.Errorf("the lease went back to %q", h)
+	}
+	// Until client-go tells it that it lost the lease (its renew deadline
+	// after it continues), the old leader still believes it leads and
+	// acts on the changes queued for it: it must have tried to write
+	// them, and the fence must have refused, not the audit log merely
+	// shown nothing because it never tried.
+	if log := sinceResume(); !strings.Contains(log, "pass failed") || !strings.Contains(log, "not writing: the leader lease was last renewed") {
+		t.Errorf("the old leader did not try to write once it continued, or the fence did not refuse it; its log since:\n%s", log)
 	}
 
 	writes, err := e.Wire().Writes(m)

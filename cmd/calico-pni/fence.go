@@ -45,38 +45,53 @@ type leaseFence struct {
 	// whose every write checks the fence (nil: they share the reads'
 	// transport, as in unit tests).
 	writes http.RoundTripper
-	// origin and renewed measure time on the monotonic clock.
-	origin  time.Time
-	renewed atomic.Int64 // nanoseconds since origin; 0 when not holding
+	// clock measures the window. It must count the time the machine
+	// spent suspended (bootClock): Go's monotonic clock is Linux's
+	// CLOCK_MONOTONIC, which stands still while a VM is suspended, so a
+	// replica resumed after a suspend longer than the lease would find
+	// its last renewal fresh and write under another replica's lease.
+	clock clock
+	// renewed is the clock's reading, in nanoseconds, when the last
+	// renewal that succeeded was sent; 0 when not holding.
+	renewed atomic.Int64
 }
+
+// clock tells the time since an arbitrary origin, or why it cannot.
+type clock func() (time.Duration, error)
 
 func newLeaseFence(lock resourcelock.Interface, window time.Duration) *leaseFence {
-	return &leaseFence{Interface: lock, window: window, origin: time.Now()}
+	return &leaseFence{Interface: lock, window: window, clock: bootClock}
 }
 
-func (f *leaseFence) now() int64 { return int64(time.Since(f.origin)) }
+func (f *leaseFence) now() (int64, error) {
+	d, err := f.clock()
+	return int64(d), err
+}
 
 // Create and Update record when a renewal that names this replica as the
 // holder was sent; releasing the lease (an empty holder) closes the fence.
 func (f *leaseFence) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	sent := f.now()
+	sent, clockErr := f.now()
 	err := f.Interface.Create(ctx, ler)
-	f.record(sent, ler, err)
+	f.record(sent, clockErr, ler, err)
 	return err
 }
 
 func (f *leaseFence) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	sent := f.now()
+	sent, clockErr := f.now()
 	if ler.HolderIdentity != f.Identity() {
 		f.renewed.Store(0)
 	}
 	err := f.Interface.Update(ctx, ler)
-	f.record(sent, ler, err)
+	f.record(sent, clockErr, ler, err)
 	return err
 }
 
-func (f *leaseFence) record(sent int64, ler resourcelock.LeaderElectionRecord, err error) {
-	if err == nil && ler.HolderIdentity == f.Identity() {
+// record keeps the time a renewal that succeeded was sent. Without a
+// reading of the clock nothing is kept, and the fence closes as the last
+// reading ages (check fails on the clock too).
+func (f *leaseFence) record(sent int64, clockErr error, ler resourcelock.LeaderElectionRecord, err error) {
+	if err == nil && clockErr == nil && ler.HolderIdentity == f.Identity() {
 		f.renewed.Store(max(sent, 1))
 	}
 }
@@ -87,7 +102,11 @@ func (f *leaseFence) check() error {
 	if renewed == 0 {
 		return fmt.Errorf("not writing: this replica does not hold the leader lease")
 	}
-	if age := time.Duration(f.now() - renewed); age > f.window {
+	now, err := f.now()
+	if err != nil {
+		return fmt.Errorf("not writing: the lease fence cannot read its clock: %w", err)
+	}
+	if age := time.Duration(now - renewed); age > f.window {
 		return fmt.Errorf("not writing: the leader lease was last renewed %s ago (more than --renew-deadline %s); another replica may lead now", age.Round(time.Millisecond), f.window)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"k8s.io/client-go/discovery"
@@ -63,6 +64,12 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	snap.CalicoVersion = target.Version
 	d := policies.Generate(snap, cfg)
+	if !target.Staged && slices.ContainsFunc(d.Policies, func(p calico.Policy) bool { return p.Staged }) {
+		// The daemon refuses the same pass (sync/pass.go): what render
+		// printed could not be applied.
+		fmt.Fprintln(stderr, prog+" render:", target.StagingUnserved())
+		return exitInvalid
+	}
 	for _, p := range d.Problems {
 		fmt.Fprintln(stderr, prog+" render: warning:", p)
 	}
@@ -105,7 +112,15 @@ func renderFromFile(path, api, version string, stdin io.Reader, stderr io.Writer
 			return snap, target, fmt.Errorf("--calico-version: %w", err)
 		}
 	}
+	target.Staged = servesStaged(target.Version)
 	return snap, target, nil
+}
+
+// servesStaged says, for a Calico known only by its version, whether it
+// serves staged policies: from 3.30. Without a version nothing can be
+// said, and render prints what it was asked for.
+func servesStaged(v calico.Version) bool {
+	return v == (calico.Version{}) || v.AtLeast(3, 30)
 }
 
 func renderFromCluster(kubeconfig, api, version string) (policies.Snapshot, calico.API, error) {
@@ -140,6 +155,7 @@ func renderFromCluster(kubeconfig, api, version string) (policies.Snapshot, cali
 		if version != "" {
 			target.Version, err = calico.ParseVersion(version)
 		}
+		target.Staged = servesStaged(target.Version)
 	case "v1":
 		target, err = cluster.DetectAPI(ctx, disc, dyn, version)
 		target.Group = calico.GroupV1

@@ -50,12 +50,17 @@ func TestRenderInvalidInput(t *testing.T) {
 	}
 	badNS := write("bad.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {'a b': c}}\n")
 	badConfig := write("config.yaml", "dns: {mode: nowhere}\n")
+	// YAML 1.1 reads an unquoted y as a boolean and 1.0 as a number.
+	boolLabel := write("bool.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {app: y}}\n")
+	numberLabel := write("number.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {version: 1.0}}\n")
 	tests := []struct {
 		args   []string
 		stderr string
 	}{
 		{[]string{"render", "-f", badNS}, badNS + ": document 1 (Namespace shop): metadata.labels: key \"a b\""},
 		{[]string{"render", "-f", filepath.Join(dir, "missing.yaml")}, "no such file"},
+		{[]string{"render", "-f", boolLabel}, boolLabel + `: document 1 (Namespace shop): metadata.labels.app: the value is the boolean true, not a string: YAML 1.1 reads unquoted y, yes, on, true, n, no, off and false as booleans; quote it (app: "...")`},
+		{[]string{"render", "-f", numberLabel}, numberLabel + `: document 1 (Pod p): metadata.labels.version: the value is the number 1, not a string`},
 		{[]string{"render", "-f", fixture, "--config", badConfig}, "dns.mode: \"nowhere\" is not a DNS mode"},
 		{[]string{"render", "-f", fixture, "--api", "v1"}, "--api v1 needs --calico-version"},
 		{[]string{"render", "-f", fixture, "--api", "v1", "--calico-version", "latest"}, "--calico-version: Calico version \"latest\""},
@@ -85,5 +90,32 @@ func TestRenderWarnsAndNotes(t *testing.T) {
 	}
 	if !strings.Contains(stdout, policies.StatusAnnotation) {
 		t.Errorf("no namespace status in output:\n%s", stdout)
+	}
+}
+
+// render refuses to stage isolation for a Calico that serves no staged
+// policies (before 3.30), with the daemon's message (sync/pass.go): the
+// staged policies it printed could not be applied.
+func TestRenderRefusesStagingBeforeCalico330(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stage := write("stage.yaml", "rollout: stage\n")
+	someStaged := write("some.yaml", "projects: {enforce: [p-mcb29], stage: [p-b6jcw]}\n")
+	const refusal = "staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; projectcalico.org/v3 serves none (Calico v3.29): set rollout: enforce and leave projects.stage empty, or upgrade Calico"
+	for _, cfg := range []string{stage, someStaged} {
+		code, stdout, stderr := calicoPNI(t, "", "render", "-f", fixture, "--config", cfg, "--calico-version", "v3.29.5")
+		if code != exitInvalid || stdout != "" || !strings.Contains(stderr, refusal) {
+			t.Errorf("render with %s for Calico 3.29: exit %d, %d bytes out, stderr %q\nwant exit 1, no output and %q", filepath.Base(cfg), code, len(stdout), stderr, refusal)
+		}
+	}
+	code, stdout, stderr := calicoPNI(t, "", "render", "-f", fixture, "--config", stage, "--calico-version", "v3.30.0")
+	if code != exitOK || !strings.Contains(stdout, "kind: StagedGlobalNetworkPolicy") {
+		t.Errorf("render with rollout: stage for Calico 3.30: exit %d, stderr %q, staged policies printed: %v", code, stderr, strings.Contains(stdout, "kind: StagedGlobalNetworkPolicy"))
 	}
 }

@@ -85,10 +85,6 @@ type articleRow struct {
 	port              uint16
 	inDefault, inTier Verdict
 	why               string
-	// productDisagrees marks a row where calico-pni's own evaluator
-	// gives another verdict in at least one mode (see
-	// TestProductEvaluatorAgrees).
-	productDisagrees bool
 }
 
 const (
@@ -116,8 +112,8 @@ var articleTable = []articleRow{
 	{"intruder", "web", "TCP", 8080, D, D, "intruder's egress wall, whatever web admits", false},
 	{"squatter", "cart", "TCP", 80, D, D, "squatter is isolated on its own (pni-namespace-squatter), in no project", false},
 	{"cart", "squatter", "TCP", 80, D, D, "cart's tenant egress policy opens its side in default-tier mode, squatter's ingress wall holds in both", false},
-	{"forger", "cart", "TCP", 80, D, D, "a pod's own pcns. labels are stripped: the forged System project label does not pass pni-allow-from-system-project", true},
-	{"forger", "payments", "TCP", 8443, D, D, "forged pcns./pcsa. and projectcalico.org labels do not make a pod Rancher's Prometheus (pni-allow-monitoring-ingress)", true},
+	{"forger", "cart", "TCP", 80, D, D, "a pod's own pcns. labels are stripped: the forged System project label does not pass pni-allow-from-system-project"},
+	{"forger", "payments", "TCP", 8443, D, D, "forged pcns./pcsa. and projectcalico.org labels do not make a pod Rancher's Prometheus (pni-allow-monitoring-ingress)"},
 	// The System project and isolated namespaces.
 	{"agent", "cart", "TCP", 80, A, A, "the System project reaches isolated namespaces (pni-allow-from-system-project; passed in tier mode)", false},
 	{"agent", "payments", "TCP", 8443, A, D, "System project to a namespace that denies all ingress: default tier the exception overrides the tenant, tier mode the tenant decides", false},

@@ -79,10 +79,9 @@ func productEndpoint(t *testing.T, ix *evaluator.Index, ep *Endpoint) *evaluator
 	return ix.AddrEndpoint(ep.Addr)
 }
 
-// calico-pni's own evaluator on the article table: every disagreement
-// with the table is reported, and the rows where the product is known to
-// disagree are marked in the table (productDisagrees), so that a fix
-// shows here as a row to unmark.
+// calico-pni's own evaluator on the article table: it must agree with
+// every row in every mode (it once let a pod's own pcns. labels pass it
+// off as a pod of another namespace; the forger rows show the fix).
 func TestProductEvaluatorAgrees(t *testing.T) {
 	probes := articleProbes(t)
 	for _, mode := range articleModes {
@@ -94,14 +93,8 @@ func TestProductEvaluatorAgrees(t *testing.T) {
 			if mode.want(row) == Allowed {
 				want = evaluator.Allow
 			}
-			agrees := res.Verdict == want
-			switch {
-			case !agrees && !row.productDisagrees:
+			if res.Verdict != want {
 				t.Errorf("%s: calico-pni's evaluator says %s is %s (%s); the table says %s (%s)", mode.name, c, res.Verdict, res.Reason, mode.want(row), row.why)
-			case agrees && row.productDisagrees:
-				t.Logf("%s: calico-pni's evaluator agrees on %s in this mode (the row is marked for another; unmark it once it agrees in all)", mode.name, c)
-			case !agrees:
-				t.Logf("%s: known disagreement: calico-pni's evaluator says %s is %s (%s); the table says %s", mode.name, c, res.Verdict, res.Reason, mode.want(row))
 			}
 		}
 	}

@@ -54,7 +54,7 @@ IMAGE_ARCHES := amd64 arm64
 # (Calico 3.28): test data only, never imported into the product.
 CALICO_MODULE := github.com/projectcalico/calico@v1.11.0-cni-plugin.0.20250813170300-a0db560f0520
 
-GO_DIRS := calico cluster cmd config controller evaluator exposures flows internal metrics objects plan policies rancher report tools
+GO_DIRS := calico cluster cmd config controller evaluator exposures flows internal lease metrics objects plan policies rancher report tools
 
 export KUBEBUILDER_ASSETS := $(BIN)
 

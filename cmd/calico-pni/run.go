@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -33,14 +29,13 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/controller"
+	"github.com/calico-pni/calico-pni/lease"
 	"github.com/calico-pni/calico-pni/metrics"
 )
 
@@ -177,7 +172,7 @@ type daemon struct {
 	done       chan struct{}
 	// lock is the leader Lease behind its write fence (nil without leader
 	// election).
-	lock *leaseFence
+	lock *lease.Fence
 	// polls counts the looks at the configuration file.
 	polls atomic.Int64
 }
@@ -206,12 +201,12 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 	d := &daemon{f: f, log: log, registry: prometheus.NewRegistry(), done: make(chan struct{})}
 	writes := restCfg
 	if f.leaderElect {
-		d.lock = newLeaseLock(f, electionKube)
-		if err := d.lock.useWriteTransport(restCfg); err != nil {
+		d.lock = lease.NewLock(leaseSettings(f), electionKube)
+		if err := d.lock.UseWriteTransport(restCfg); err != nil {
 			return nil, err
 		}
 		writes = rest.CopyConfig(restCfg)
-		writes.Wrap(d.lock.wrap)
+		writes.Wrap(d.lock.Wrap)
 	}
 	kube, err := kubernetes.NewForConfig(writes)
 	if err != nil {
@@ -330,9 +325,8 @@ func (d *daemon) serve() error {
 	return nil
 }
 
-// newLeaseLock makes the lock on the leader Lease, with an identity no
-// other replica shares, behind the fence that guards the writes.
-func newLeaseLock(f runFlags, kube kubernetes.Interface) *leaseFence {
+// leaseSettings are the leader election's, from the flags.
+func leaseSettings(f runFlags) lease.Settings {
 	ns := f.leaseNS
 	if ns == "" {
 		ns = f.podNamespace
@@ -344,15 +338,8 @@ func newLeaseLock(f runFlags, kube kubernetes.Interface) *leaseFence {
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	id += "_" + hex.EncodeToString(suffix)
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: f.leaseName},
-		Client:     kube.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
-	return newLeaseFence(lock, f.renewDeadline)
+	return lease.Settings{Namespace: ns, Name: f.leaseName, Identity: id,
+		LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod}
 }
 
 // lead reconciles while this replica leads, until ctx ends. Losing the
@@ -367,42 +354,7 @@ func (d *daemon) lead(ctx context.Context) {
 		run(ctx)
 		return
 	}
-	// client-go runs OnStartedLeading in a goroutine of its own and
-	// returns from RunOrDie when the lease is lost without waiting for it,
-	// so this replica may win the lease again while its last term is still
-	// ending (a pass finishing, its watches and queue torn down). A term
-	// therefore begins only once the last one has ended: two terms at once
-	// would share the controller's queue and watches, and the old one's
-	// teardown would silence the new one.
-	var term sync.Mutex
-	id := d.lock.Identity()
-	for ctx.Err() == nil {
-		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-			Lock:            d.lock,
-			LeaseDuration:   d.f.leaseDuration,
-			RenewDeadline:   d.f.renewDeadline,
-			RetryPeriod:     d.f.retryPeriod,
-			ReleaseOnCancel: true,
-			Name:            d.f.leaseName,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(lctx context.Context) {
-					term.Lock()
-					defer term.Unlock()
-					if lctx.Err() != nil {
-						return // the lease was lost while the last term ended
-					}
-					d.log.Info("leading", "identity", id, "lease", d.lock.Describe())
-					run(lctx)
-				},
-				OnStoppedLeading: func() { d.log.Info("not leading", "identity", id) },
-				OnNewLeader: func(leader string) {
-					if leader != id {
-						d.log.Info("standing by", "leader", leader)
-					}
-				},
-			},
-		})
-	}
+	lease.Run(ctx, leaseSettings(d.f), d.lock, d.log, run)
 }
 
 func inClusterNamespace() string {

@@ -1,4 +1,4 @@
-package main
+package lease
 
 import (
 	"context"
@@ -55,9 +55,9 @@ func (c *testClock) advance(d time.Duration) {
 }
 
 // fenceWithClock is a fence on lock whose clock the test moves.
-func fenceWithClock(lock resourcelock.Interface, window time.Duration) (*leaseFence, *testClock) {
+func fenceWithClock(lock resourcelock.Interface, window time.Duration) (*Fence, *testClock) {
 	c := &testClock{now: 5 * time.Hour}
-	f := newLeaseFence(lock, window)
+	f := NewFence(lock, window)
 	f.clock = c.read
 	return f, c
 }
@@ -70,7 +70,7 @@ func TestLeaseFence(t *testing.T) {
 		sent = append(sent, r.Method+" "+r.URL.Path)
 		return httptest.NewRecorder().Result(), nil
 	})
-	rt := f.wrap(backend)
+	rt := f.Wrap(backend)
 	f.writes = roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		sent = append(sent, "fenced "+r.Method+" "+r.URL.Path)
 		return httptest.NewRecorder().Result(), nil
@@ -169,7 +169,7 @@ func TestFencedConnections(t *testing.T) {
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 
 	f, clock := fenceWithClock(&fakeLock{}, time.Hour)
-	if err := f.useWriteTransport(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}); err != nil {
+	if err := f.UseWriteTransport(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}); err != nil {
 		t.Fatal(err)
 	}
 	send := func(path string) error {

@@ -1,4 +1,4 @@
-package main
+package lease
 
 import (
 	"os"
@@ -16,7 +16,7 @@ import (
 // is the one that counts suspend, where the monotonic time since the
 // process started would not.)
 func TestFenceClockIsTheBootClock(t *testing.T) {
-	f := newLeaseFence(&fakeLock{}, time.Hour)
+	f := NewFence(&fakeLock{}, time.Hour)
 	text, err := os.ReadFile("/proc/uptime")
 	if err != nil {
 		t.Fatal(err)

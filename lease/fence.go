@@ -1,4 +1,4 @@
-package main
+package lease
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/transport"
 )
 
-// leaseFence lets the daemon's writes through only while this replica holds
+// Fence lets the daemon's writes through only while this replica holds
 // the leader lease and renewed it recently enough that no other replica can
 // have taken it over.
 //
@@ -31,13 +31,13 @@ import (
 // Every write of the controller passes the check twice: when the request
 // is made (which gives the clear error), and again for every chunk of bytes
 // it puts on the socket, since writes travel on connections of their own
-// (useWriteTransport). The second check is what holds when the process froze
+// (UseWriteTransport). The second check is what holds when the process froze
 // after the first: between a request's start and its bytes on the wire lie
 // a goroutine switch and the HTTP/2 framing, long enough for a SIGSTOP to
 // land in (the failover test caught one there: a create went out after
 // the resume, under a lease another replica held). After the second check
 // only a system call remains.
-type leaseFence struct {
+type Fence struct {
 	resourcelock.Interface
 	// window is how long after sending a successful renewal writes may go.
 	window time.Duration
@@ -59,25 +59,27 @@ type leaseFence struct {
 // clock tells the time since an arbitrary origin, or why it cannot.
 type clock func() (time.Duration, error)
 
-func newLeaseFence(lock resourcelock.Interface, window time.Duration) *leaseFence {
-	return &leaseFence{Interface: lock, window: window, clock: bootClock}
+// NewFence puts a fence behind lock: writes go within window of sending a
+// renewal that succeeded.
+func NewFence(lock resourcelock.Interface, window time.Duration) *Fence {
+	return &Fence{Interface: lock, window: window, clock: bootClock}
 }
 
-func (f *leaseFence) now() (int64, error) {
+func (f *Fence) now() (int64, error) {
 	d, err := f.clock()
 	return int64(d), err
 }
 
 // Create and Update record when a renewal that names this replica as the
 // holder was sent; releasing the lease (an empty holder) closes the fence.
-func (f *leaseFence) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+func (f *Fence) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	sent, clockErr := f.now()
 	err := f.Interface.Create(ctx, ler)
 	f.record(sent, clockErr, ler, err)
 	return err
 }
 
-func (f *leaseFence) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+func (f *Fence) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	sent, clockErr := f.now()
 	if ler.HolderIdentity != f.Identity() {
 		f.renewed.Store(0)
@@ -90,14 +92,14 @@ func (f *leaseFence) Update(ctx context.Context, ler resourcelock.LeaderElection
 // record keeps the time a renewal that succeeded was sent. Without a
 // reading of the clock nothing is kept, and the fence closes as the last
 // reading ages (check fails on the clock too).
-func (f *leaseFence) record(sent int64, clockErr error, ler resourcelock.LeaderElectionRecord, err error) {
+func (f *Fence) record(sent int64, clockErr error, ler resourcelock.LeaderElectionRecord, err error) {
 	if err == nil && clockErr == nil && ler.HolderIdentity == f.Identity() {
 		f.renewed.Store(max(sent, 1))
 	}
 }
 
-// check returns an error unless a write may go now.
-func (f *leaseFence) check() error {
+// Check returns an error unless a write may go now.
+func (f *Fence) Check() error {
 	renewed := f.renewed.Load()
 	if renewed == 0 {
 		return fmt.Errorf("not writing: this replica does not hold the leader lease")
@@ -112,16 +114,16 @@ func (f *leaseFence) check() error {
 	return nil
 }
 
-// wrap guards a transport: requests that change state are refused when the
-// fence is closed, and go on the fenced connections of useWriteTransport.
+// Wrap guards a transport: requests that change state are refused when the
+// fence is closed, and go on the fenced connections of UseWriteTransport.
 // Reads, the lease itself and events are never held back.
-func (f *leaseFence) wrap(rt http.RoundTripper) http.RoundTripper {
+func (f *Fence) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		switch req.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
 			if !strings.Contains(req.URL.Path, "/leases/") && !strings.HasSuffix(req.URL.Path, "/events") && !strings.Contains(req.URL.Path, "/events/") {
-				if err := f.check(); err != nil {
+				if err := f.Check(); err != nil {
 					return nil, err
 				}
 				if f.writes != nil {
@@ -133,12 +135,12 @@ func (f *leaseFence) wrap(rt http.RoundTripper) http.RoundTripper {
 	})
 }
 
-// useWriteTransport gives the guarded writes a transport of their own to
+// UseWriteTransport gives the guarded writes a transport of their own to
 // the API server of cfg: the same TLS settings and proxy, and connections
 // whose every write checks the fence (fencedConn). It is the bare
-// transport: the requests that reach wrap already carry their credentials,
+// transport: the requests that reach Wrap already carry their credentials,
 // user agent and impersonation, which client-go adds outside it.
-func (f *leaseFence) useWriteTransport(cfg *rest.Config) error {
+func (f *Fence) UseWriteTransport(cfg *rest.Config) error {
 	tc, err := cfg.TransportConfig()
 	if err != nil {
 		return fmt.Errorf("the transport for writes: %w", err)
@@ -173,11 +175,11 @@ func (f *leaseFence) useWriteTransport(cfg *rest.Config) error {
 // request dials a new one.
 type fencedConn struct {
 	net.Conn
-	fence *leaseFence
+	fence *Fence
 }
 
 func (c *fencedConn) Write(b []byte) (int, error) {
-	if err := c.fence.check(); err != nil {
+	if err := c.fence.Check(); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(b)

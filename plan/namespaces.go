@@ -259,87 +259,17 @@ func needsTransit(changes []*change, isolatedBefore, isolatedAfter bool) bool {
 	return movers > 1 || flips > 0
 }
 
+// stop is a namespace's labels after one of its writes.
+type stop struct {
+	phase  int
+	labels map[string]string
+}
+
 // add plans one namespace's writes, phase by phase.
 func (s *namespaceSteps) add(c *change, enc *encoder) {
-	labels := c.cur
-	type stop struct {
-		phase  int
-		labels map[string]string
-	}
-	var stops []stop
-	to := func(phase int, edit func(map[string]string)) {
-		next := maps.Clone(labels)
-		edit(next)
-		if !maps.Equal(next, labels) {
-			stops = append(stops, stop{phase, next})
-			labels = next
-		}
-	}
-	setProject := func(m map[string]string) {
-		if p := c.projectAfter(); p != "" {
-			m[policies.ProjectLabel] = p
-		} else {
-			delete(m, policies.ProjectLabel)
-		}
-	}
-	isolate := func(m map[string]string) {
-		m[policies.IsolatedLabel] = "true"
-		if _, staged := c.want[policies.StagedLabel]; !staged {
-			delete(m, policies.StagedLabel)
-		}
-	}
-	release := func(m map[string]string) {
-		delete(m, policies.IsolatedLabel)
-		if v, staged := c.want[policies.StagedLabel]; staged {
-			m[policies.StagedLabel] = v
-		}
-	}
-	on := !c.isolatedBefore() && c.isolatedAfter()
-	off := c.isolatedBefore() && !c.isolatedAfter()
-	last := phaseStatus
-	switch {
-	case s.transit && c.moves():
-		if c.stage < hasBefore {
-			to(phaseTransit1, func(m map[string]string) { m[policies.ProjectBeforeLabel] = c.cur[policies.ProjectLabel] })
-		}
-		if c.stage < hasAfter {
-			to(phaseTransit2, func(m map[string]string) { m[policies.ProjectAfterLabel] = c.projectAfter() })
-		}
-		if c.stage < switched {
-			to(phaseTransit3, setProject)
-		}
-		if on {
-			to(phaseIsolate, isolate)
-		}
-		if off {
-			to(phaseRelease, release)
-		}
-		to(phaseTransit4, func(m map[string]string) { delete(m, policies.ProjectBeforeLabel) })
-		last = phaseTransit5
-	case c.moves() && !c.isolatedBefore():
-		to(phaseRelabel, setProject)
-		last = phaseRelabel
-		if on {
-			last = phaseIsolate
-		}
-	case c.moves() && c.isolatedAfter():
-		last = phaseMove
-	case c.moves():
-		to(phaseRelease, release)
-		last = phaseRelabelReleased
-	case on:
-		last = phaseIsolate
-	case off:
-		last = phaseRelease
-	}
-	if n := len(stops); n > 0 && stops[n-1].phase == last {
-		stops[n-1].labels = c.want
-	} else {
-		stops = append(stops, stop{last, c.want})
-	}
-
 	first := true
 	prev := c.cur
+	stops := s.stops(c)
 	for i, st := range stops {
 		final := i == len(stops)-1
 		set, remove := diff(prev, st.labels)
@@ -362,6 +292,90 @@ func (s *namespaceSteps) add(c *change, enc *encoder) {
 		}
 		first = false
 		s.writes[st.phase] = append(s.writes[st.phase], w)
+	}
+}
+
+// stops returns the labels a namespace carries after each of its writes,
+// the last being the desired ones.
+func (s *namespaceSteps) stops(c *change) []stop {
+	labels := c.cur
+	var stops []stop
+	to := func(phase int, edit func(map[string]string)) {
+		next := maps.Clone(labels)
+		edit(next)
+		if !maps.Equal(next, labels) {
+			stops = append(stops, stop{phase, next})
+			labels = next
+		}
+	}
+	on := !c.isolatedBefore() && c.isolatedAfter()
+	off := c.isolatedBefore() && !c.isolatedAfter()
+	last := phaseStatus
+	switch {
+	case s.transit && c.moves():
+		if c.stage < hasBefore {
+			to(phaseTransit1, func(m map[string]string) { m[policies.ProjectBeforeLabel] = c.cur[policies.ProjectLabel] })
+		}
+		if c.stage < hasAfter {
+			to(phaseTransit2, func(m map[string]string) { m[policies.ProjectAfterLabel] = c.projectAfter() })
+		}
+		if c.stage < switched {
+			to(phaseTransit3, c.setProject)
+		}
+		if on {
+			to(phaseIsolate, c.isolate)
+		}
+		if off {
+			to(phaseRelease, c.release)
+		}
+		to(phaseTransit4, func(m map[string]string) { delete(m, policies.ProjectBeforeLabel) })
+		last = phaseTransit5
+	case c.moves() && !c.isolatedBefore():
+		to(phaseRelabel, c.setProject)
+		last = phaseRelabel
+		if on {
+			last = phaseIsolate
+		}
+	case c.moves() && c.isolatedAfter():
+		last = phaseMove
+	case c.moves():
+		to(phaseRelease, c.release)
+		last = phaseRelabelReleased
+	case on:
+		last = phaseIsolate
+	case off:
+		last = phaseRelease
+	}
+	if n := len(stops); n > 0 && stops[n-1].phase == last {
+		stops[n-1].labels = c.want
+	} else {
+		stops = append(stops, stop{last, c.want})
+	}
+	return stops
+}
+
+// setProject, isolate and release edit labels toward the desired ones:
+// the project label, isolation switched on (a staged namespace
+// promoted), isolation switched off (the staged label set if wanted).
+func (c *change) setProject(m map[string]string) {
+	if p := c.projectAfter(); p != "" {
+		m[policies.ProjectLabel] = p
+	} else {
+		delete(m, policies.ProjectLabel)
+	}
+}
+
+func (c *change) isolate(m map[string]string) {
+	m[policies.IsolatedLabel] = "true"
+	if _, staged := c.want[policies.StagedLabel]; !staged {
+		delete(m, policies.StagedLabel)
+	}
+}
+
+func (c *change) release(m map[string]string) {
+	delete(m, policies.IsolatedLabel)
+	if v, staged := c.want[policies.StagedLabel]; staged {
+		m[policies.StagedLabel] = v
 	}
 }
 

@@ -52,35 +52,9 @@ func Pass(in Input) Plan {
 		desired: in.Desired.Policies, invalid: invalid, api: in.API,
 		managed: in.Managed, canon: in.Canon, isolatedLive: anyIsolated(in.Namespaces),
 	})
-	planned := map[string]bool{}
-	for _, step := range [][]PolicyWrite{pp.tierWrites, pp.hold, pp.widen} {
-		for _, w := range step {
-			planned[w.Name] = true
-		}
-	}
-	baselinePlanned := map[string]bool{}
-	for _, w := range pp.baseline {
-		if w.Verb != Delete {
-			baselinePlanned[w.Name] = true
-		}
-	}
-	inPlace := func(name string) (bool, string) {
-		if err, bad := invalid[name]; bad {
-			return false, "invalid: " + err.Error()
-		}
-		if err, failed := in.Failed[name]; failed {
-			return false, err.Error()
-		}
-		switch {
-		case pp.sufficient[name], planned[name], baselinePlanned[name]:
-			return true, ""
-		case pp.late[name]:
-			return false, "rewritten after the namespaces of this pass"
-		}
-		return false, "not written"
-	}
-	hold := func(*change) string { return "" }
-	ns := planNamespaces(in.Desired.Namespaces, in.Namespaces, inPlace, hold)
+	inPlace := pp.inPlace(invalid, in.Failed)
+	noHold := func(*change) string { return "" }
+	ns := planNamespaces(in.Desired.Namespaces, in.Namespaces, inPlace, noHold)
 	var forms transitForms
 	if ns.transit {
 		var why string
@@ -88,40 +62,76 @@ func Pass(in Input) Plan {
 			// No gap-free form exists: the moves wait, everything else
 			// goes ahead.
 			ns = planNamespaces(in.Desired.Namespaces, in.Namespaces, inPlace, func(c *change) string {
-				if r := hold(c); r != "" || !c.moves() {
-					return r
+				if !c.moves() {
+					return ""
 				}
 				return "the move to " + projectName(c.projectAfter()) + " waits: " + why
 			})
 			forms = transitForms{}
 		}
 	}
-
 	p := Plan{Kept: pp.kept, Held: ns.held, Moving: ns.moving, States: ns.states}
-	add := func(name string, pw []PolicyWrite, waits, makes Effect) {
-		if len(pw) > 0 {
-			p.Steps = append(p.Steps, Step{Name: name, Policies: pw, Waits: waits, Makes: makes})
+	p.Steps = steps(pp, ns, forms)
+	return p
+}
+
+// inPlace tells, for a policy a namespace needs, whether it is in place
+// by the time the namespace is isolated: in place already, or written in
+// a step before the namespaces (a baseline counts as written unless it
+// failed in the last pass), and why not.
+func (pp *policyPlan) inPlace(invalid, failed map[string]error) func(string) (bool, string) {
+	planned := map[string]bool{}
+	for _, step := range [][]PolicyWrite{pp.tierWrites, pp.hold, pp.widen} {
+		for _, w := range step {
+			planned[w.Name] = true
 		}
 	}
-	addNamespaces := func(phase int) {
-		if w := ns.writes[phase]; len(w) > 0 {
-			e := phaseEffects[phase]
-			p.Steps = append(p.Steps, Step{Name: phaseNames[phase], Namespaces: w, Waits: e[0], Makes: e[1]})
+	for _, w := range pp.baseline {
+		if w.Verb != Delete {
+			planned[w.Name] = true
+		}
+	}
+	return func(name string) (bool, string) {
+		if err, bad := invalid[name]; bad {
+			return false, "invalid: " + err.Error()
+		}
+		if err, failed := failed[name]; failed {
+			return false, err.Error()
+		}
+		switch {
+		case pp.sufficient[name], planned[name]:
+			return true, ""
+		case pp.late[name]:
+			return false, "rewritten after the namespaces of this pass"
+		}
+		return false, "not written"
+	}
+}
+
+// steps puts the writes in the order of Pass; empty steps are left out.
+func steps(pp policyPlan, ns namespaceSteps, forms transitForms) []Step {
+	var out []Step
+	add := func(name string, pw []PolicyWrite, waits, makes Effect) {
+		if len(pw) > 0 {
+			out = append(out, Step{Name: name, Policies: pw, Waits: waits, Makes: makes})
+		}
+	}
+	addNamespaces := func(phases ...int) {
+		for _, phase := range phases {
+			if w := ns.writes[phase]; len(w) > 0 {
+				e := phaseEffects[phase]
+				out = append(out, Step{Name: phaseNames[phase], Namespaces: w, Waits: e[0], Makes: e[1]})
+			}
 		}
 	}
 	add("tier", pp.tierWrites, 0, Widens)
 	add("hold", pp.hold, 0, Widens)
 	add("widen", pp.widen, 0, Widens)
-	for _, phase := range []int{phaseRelabel, phaseTransit1, phaseTransit2} {
-		addNamespaces(phase)
-	}
+	addNamespaces(phaseRelabel, phaseTransit1, phaseTransit2)
 	add("transit-forms", forms.enter, Relabels, Widens)
-	for _, phase := range []int{phaseTransit3, phaseIsolate, phaseMove, phaseRelease, phaseRelabelReleased, phaseTransit4} {
-		addNamespaces(phase)
-	}
+	addNamespaces(phaseTransit3, phaseIsolate, phaseMove, phaseRelease, phaseRelabelReleased, phaseTransit4)
 	add("plain-forms", forms.leave, Relabels, Narrows)
-	addNamespaces(phaseTransit5)
-	addNamespaces(phaseStatus)
+	addNamespaces(phaseTransit5, phaseStatus)
 	add("baseline", pp.baseline, narrowingWaits(pp.baseline), Narrows)
 	add("narrow", pp.narrow, Relabels, Narrows)
 	release := pp.release
@@ -130,7 +140,7 @@ func Pass(in Input) Plan {
 	}
 	add("release-holds", release, Relabels, Narrows)
 	add("tier-delete", pp.tierDeletes, 0, 0)
-	return p
+	return out
 }
 
 // narrowingWaits is what a step of baseline writes waits for: creating

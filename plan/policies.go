@@ -90,33 +90,116 @@ type planInput struct {
 // between denies what both ends deny and allows what both allow.
 func planPolicies(in planInput) policyPlan {
 	plan := policyPlan{sufficient: map[string]bool{}, late: map[string]bool{}}
-	api := in.api
 	current := make(map[string]*unstructured.Unstructured, len(in.managed))
 	for _, u := range in.managed {
 		current[objectKey(u.GetKind(), u.GetNamespace(), u.GetName())] = u
 	}
-	// The directions calico-pni's policies cover in each tier, live and
-	// wanted (hold-open policies left out).
-	type tierDir struct {
-		tier string
-		dir  calico.PolicyType
+	cov := coverageOf(in)
+	for _, p := range in.desired {
+		key := objectKey(p.Kind(), p.Namespace, in.api.StoredNameIn(p.Spec.Tier, p.Name))
+		cur, ok := current[key]
+		delete(current, key)
+		plan.planDesired(p, cur, ok, in)
 	}
-	liveDirs, wantDirs := map[tierDir]bool{}, map[tierDir]bool{}
-	liveTier, wantTier := map[string]bool{}, map[string]bool{}
-	liveHold := map[string]bool{}
+	for _, u := range current {
+		plan.planStale(u, in, cov.postponed)
+	}
+	if in.isolatedLive {
+		plan.hold = cov.holds(in.api)
+	}
+	plan.planTiers(in, cov.postponed)
+	for _, steps := range [][]PolicyWrite{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
+		sortChanges(steps)
+	}
+	slices.Sort(plan.kept)
+	return plan
+}
+
+// planDesired sorts the write of one desired policy (cur is its live copy,
+// if ok).
+func (plan *policyPlan) planDesired(p calico.Policy, cur *unstructured.Unstructured, ok bool, in planInput) {
+	api := in.api
+	switch {
+	case p.Staged && !ok:
+		// Staged policies decide no traffic: written with the widening
+		// writes, so that a namespace they are for is staged once they
+		// are in place, and removed with the narrowing ones.
+		plan.widen = append(plan.widen, PolicyWrite{Verb: Create, Name: p.Name, Class: p.Class, Object: api.Object(p), Policy: p})
+	case p.Staged && !Matches(cur, p, in.canon):
+		plan.widen = append(plan.widen, update(cur, p, api))
+	case !ok:
+		ch := PolicyWrite{Verb: Create, Name: p.Name, Class: p.Class, Object: api.Object(p), Policy: p}
+		if p.Class == calico.ClassAllow {
+			plan.widen = append(plan.widen, ch)
+		} else {
+			plan.baseline = append(plan.baseline, ch)
+		}
+	case Matches(cur, p, in.canon):
+		plan.sufficient[p.Name] = true
+	case p.Class != calico.ClassAllow:
+		plan.baseline = append(plan.baseline, update(cur, p, api))
+	default:
+		plan.planAllowUpdate(cur, p, api)
+	}
+}
+
+// planStale sorts the delete of a live policy calico-pni no longer wants.
+func (plan *policyPlan) planStale(u *unstructured.Unstructured, in planInput, postponed map[string]bool) {
+	name := in.api.PolicyName(u.GetName())
+	if _, bad := in.invalid[name]; bad {
+		plan.kept = append(plan.kept, name)
+		return
+	}
+	if postponed[tierOf(u)] && classOf(u) != calico.ClassHold && !isStaged(u.GetKind()) {
+		return
+	}
+	ch := PolicyWrite{Verb: Delete, Name: name, Class: classOf(u), Object: u}
+	switch {
+	case isStaged(u.GetKind()):
+		plan.narrow = append(plan.narrow, ch)
+	case ch.Class == calico.ClassHold:
+		plan.release = append(plan.release, ch)
+	case ch.Class == calico.ClassBaseline:
+		plan.baseline = append(plan.baseline, ch)
+	default:
+		// Allow policies, and anything whose class label was tampered
+		// with, go last: deleting late never denies what the end state
+		// allows.
+		plan.narrow = append(plan.narrow, ch)
+	}
+}
+
+// tierDir is one direction of calico-pni's policies in one tier.
+type tierDir struct {
+	tier string
+	dir  calico.PolicyType
+}
+
+// coverage is which tiers and directions calico-pni's policies cover,
+// live and wanted (hold-open and staged policies left out), the hold-open
+// policies in place, and the tiers whose removal waits for the next pass.
+type coverage struct {
+	liveDirs, wantDirs map[tierDir]bool
+	liveTier, wantTier map[string]bool
+	liveHold           map[string]bool
+	postponed          map[string]bool
+}
+
+func coverageOf(in planInput) coverage {
+	c := coverage{liveDirs: map[tierDir]bool{}, wantDirs: map[tierDir]bool{}, liveTier: map[string]bool{}, wantTier: map[string]bool{},
+		liveHold: map[string]bool{}, postponed: map[string]bool{}}
 	for _, u := range in.managed {
-		if classOf(u) == calico.ClassHold {
-			liveHold[u.GetName()] = true
-			continue
-		}
-		if isStaged(u.GetKind()) {
+		switch {
+		case classOf(u) == calico.ClassHold:
+			c.liveHold[u.GetName()] = true
+		case isStaged(u.GetKind()):
 			// Staged policies decide no traffic.
-			continue
-		}
-		t := tierOf(u)
-		liveTier[t] = true
-		for _, d := range typesOf(u) {
-			liveDirs[tierDir{t, d}] = true
+		default:
+			t := tierOf(u)
+			c.liveTier[t] = true
+			for _, d := range typesOf(u) {
+				c.liveDirs[tierDir{t, d}] = true
+			}
 		}
 	}
 	for _, p := range in.desired {
@@ -124,110 +207,51 @@ func planPolicies(in planInput) policyPlan {
 			continue
 		}
 		t := canonicalTier(p.Spec.Tier)
-		wantTier[t] = true
+		c.wantTier[t] = true
 		for _, d := range p.Spec.Types {
-			wantDirs[tierDir{t, d}] = true
+			c.wantDirs[tierDir{t, d}] = true
 		}
 	}
 	appearing := false
-	for t := range wantTier {
-		appearing = appearing || !liveTier[t]
+	for t := range c.wantTier {
+		appearing = appearing || !c.liveTier[t]
 	}
-	postponed := map[string]bool{}
-	if appearing {
-		for t := range liveTier {
-			if !wantTier[t] {
-				postponed[t] = true
-			}
+	for t := range c.liveTier {
+		if appearing && !c.wantTier[t] {
+			c.postponed[t] = true
 		}
 	}
+	return c
+}
 
-	for _, p := range in.desired {
-		key := objectKey(p.Kind(), p.Namespace, api.StoredNameIn(p.Spec.Tier, p.Name))
-		cur, ok := current[key]
-		delete(current, key)
-		switch {
-		case p.Staged && !ok:
-			// Staged policies decide no traffic: written with the widening
-			// writes, so that a namespace they are for is staged once they
-			// are in place, and removed with the narrowing ones.
-			plan.widen = append(plan.widen, PolicyWrite{Verb: Create, Name: p.Name, Class: p.Class, Object: api.Object(p), Policy: p})
-		case p.Staged && !Matches(cur, p, in.canon):
-			plan.widen = append(plan.widen, update(cur, p, api))
-		case !ok:
-			ch := PolicyWrite{Verb: Create, Name: p.Name, Class: p.Class, Object: api.Object(p), Policy: p}
-			if p.Class == calico.ClassAllow {
-				plan.widen = append(plan.widen, ch)
-			} else {
-				plan.baseline = append(plan.baseline, ch)
-			}
-		case Matches(cur, p, in.canon):
-			plan.sufficient[p.Name] = true
-		case p.Class != calico.ClassAllow:
-			plan.baseline = append(plan.baseline, update(cur, p, api))
-		default:
-			plan.planAllowUpdate(cur, p, api)
-		}
-	}
-
-	for _, u := range current {
-		name := api.PolicyName(u.GetName())
-		if _, bad := in.invalid[name]; bad {
-			plan.kept = append(plan.kept, name)
-			continue
-		}
-		if postponed[tierOf(u)] && classOf(u) != calico.ClassHold && !isStaged(u.GetKind()) {
-			continue
-		}
-		ch := PolicyWrite{Verb: Delete, Name: name, Class: classOf(u), Object: u}
-		switch {
-		case isStaged(u.GetKind()):
-			plan.narrow = append(plan.narrow, ch)
-		case ch.Class == calico.ClassHold:
-			plan.release = append(plan.release, ch)
-		case ch.Class == calico.ClassBaseline:
-			plan.baseline = append(plan.baseline, ch)
-		default:
-			// Allow policies, and anything whose class label was tampered
-			// with, go last: deleting late never denies what the end state
-			// allows.
-			plan.narrow = append(plan.narrow, ch)
-		}
-	}
-
-	if in.isolatedLive {
-		var tiers []string
-		for t := range liveTier {
+// holds returns the hold-open policies a pass needs: one for each
+// direction of a tier that calico-pni's policies start or stop covering,
+// unless it is in place already.
+func (c coverage) holds(api calico.API) []PolicyWrite {
+	tiers := slices.Collect(maps.Keys(c.liveTier))
+	for t := range c.wantTier {
+		if !c.liveTier[t] {
 			tiers = append(tiers, t)
 		}
-		for t := range wantTier {
-			if !liveTier[t] {
-				tiers = append(tiers, t)
-			}
+	}
+	slices.Sort(tiers)
+	var out []PolicyWrite
+	for _, t := range tiers {
+		if c.postponed[t] {
+			continue
 		}
-		slices.Sort(tiers)
-		for _, t := range tiers {
-			if postponed[t] {
+		for _, d := range []calico.PolicyType{calico.Ingress, calico.Egress} {
+			k := tierDir{t, d}
+			if c.liveDirs[k] == c.wantDirs[k] {
 				continue
 			}
-			for _, d := range []calico.PolicyType{calico.Ingress, calico.Egress} {
-				k := tierDir{t, d}
-				if liveDirs[k] == wantDirs[k] {
-					continue
-				}
-				h := policies.HoldOpen(t, d)
-				if !liveHold[api.StoredNameIn(h.Spec.Tier, h.Name)] {
-					plan.hold = append(plan.hold, PolicyWrite{Verb: Create, Name: h.Name, Class: h.Class, Object: api.Object(h), Policy: h})
-				}
+			h := policies.HoldOpen(t, d)
+			if !c.liveHold[api.StoredNameIn(h.Spec.Tier, h.Name)] {
+				out = append(out, PolicyWrite{Verb: Create, Name: h.Name, Class: h.Class, Object: api.Object(h), Policy: h})
 			}
 		}
 	}
-	plan.planTiers(in, postponed)
-	for _, steps := range [][]PolicyWrite{plan.hold, plan.widen, plan.baseline, plan.narrow, plan.release} {
-		sortChanges(steps)
-	}
-	slices.Sort(plan.kept)
-	return plan
+	return out
 }
 
 // planTiers creates or updates calico-pni's tier before anything else, and

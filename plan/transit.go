@@ -201,85 +201,16 @@ type transitForms struct {
 // of the projects of a move, and plans it in and out of its transit form
 // instead. It returns why no gap-free form exists, if so.
 func planTransit(pp *policyPlan, projects map[string]bool, in Input) (transitForms, string) {
-	api := in.API
 	var forms transitForms
-	live := map[string]*unstructured.Unstructured{}
-	for _, u := range in.Managed {
-		if isStaged(u.GetKind()) || classOf(u) == calico.ClassHold || classOf(u) == calico.ClassBaseline {
-			continue
-		}
-		live[objectKey(u.GetKind(), u.GetNamespace(), u.GetName())] = u
+	a, why := affectedBy(projects, in)
+	if why != "" {
+		return forms, why
 	}
-	desired := map[string]calico.Policy{}
-	for _, p := range in.Desired.Policies {
-		if !p.Staged && p.Class == calico.ClassAllow {
-			desired[objectKey(p.Kind(), p.Namespace, api.StoredNameIn(p.Spec.Tier, p.Name))] = p
+	for _, k := range slices.Sorted(maps.Keys(a.keys)) {
+		if why := forms.add(a, k, in); why != "" {
+			return forms, why
 		}
-	}
-	specs := map[string]calico.GlobalNetworkPolicySpec{}
-	affected := map[string]bool{}
-	for k, u := range live {
-		spec, err := calico.SpecOf(u)
-		if err != nil {
-			return forms, "policy " + u.GetName() + " cannot be read: " + err.Error()
-		}
-		specs[k] = spec
-		affected[k] = matchesProjects(spec, projects)
-	}
-	for k, p := range desired {
-		affected[k] = affected[k] || matchesProjects(p.Spec, projects)
-	}
-	for _, inv := range in.Desired.Invalid {
-		for k, u := range live {
-			if affected[k] && api.PolicyName(u.GetName()) == inv.Name {
-				return forms, "policy " + inv.Name + " is invalid: " + inv.Err.Error()
-			}
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(affected)) {
-		if !affected[k] {
-			continue
-		}
-		u := live[k]
-		d, wanted := desired[k]
-		var liveSpec, desiredSpec *calico.GlobalNetworkPolicySpec
-		if u != nil {
-			s := specs[k]
-			liveSpec = &s
-		}
-		if wanted {
-			desiredSpec = &d.Spec
-		}
-		spec, ok := transitSpec(liveSpec, desiredSpec)
-		tp := d
-		if !wanted {
-			tp = calico.Policy{Name: api.PolicyName(u.GetName()), Class: calico.ClassAllow, Description: u.GetAnnotations()[calico.DescriptionAnnotation]}
-		}
-		tp.Spec = spec
-		if ok {
-			ok = calico.Validate(tp) == nil
-		}
-		if !ok {
-			return forms, "no form of policy " + tp.Name + " lets the namespaces move without a gap"
-		}
-		entered := false
-		switch {
-		case u == nil:
-			forms.enter = append(forms.enter, PolicyWrite{Verb: Create, Name: tp.Name, Class: tp.Class, Object: api.Object(tp), Policy: tp})
-			entered = true
-		case string(in.Canon(u)) != string(calico.CanonicalSpec(spec)) || !Matches(u, tp, in.Canon):
-			forms.enter = append(forms.enter, PolicyWrite{Verb: Update, Name: tp.Name, Class: tp.Class, Object: MergeForUpdate(u, api.Object(tp)), Policy: tp})
-			entered = true
-		}
-		switch {
-		case !wanted:
-			forms.leave = append(forms.leave, PolicyWrite{Verb: Delete, Name: tp.Name, Class: tp.Class, Object: u})
-		case entered:
-			forms.leave = append(forms.leave, PolicyWrite{Verb: Update, Name: d.Name, Class: d.Class, Object: api.Object(d), Policy: d, OnWritten: true})
-		case !Matches(u, d, in.Canon):
-			forms.leave = append(forms.leave, PolicyWrite{Verb: Update, Name: d.Name, Class: d.Class, Object: MergeForUpdate(u, api.Object(d)), Policy: d})
-		}
-		if wanted {
+		if d, wanted := a.desired[k]; wanted {
 			pp.sufficient[d.Name] = true
 			delete(pp.late, d.Name)
 		}
@@ -287,7 +218,7 @@ func planTransit(pp *policyPlan, projects map[string]bool, in Input) (transitFor
 	keep := func(writes []PolicyWrite) []PolicyWrite {
 		out := writes[:0:0]
 		for _, w := range writes {
-			if !affected[objectKey(w.Object.GetKind(), w.Object.GetNamespace(), w.Object.GetName())] {
+			if !a.keys[objectKey(w.Object.GetKind(), w.Object.GetNamespace(), w.Object.GetName())] {
 				out = append(out, w)
 			}
 		}
@@ -295,4 +226,90 @@ func planTransit(pp *policyPlan, projects map[string]bool, in Input) (transitFor
 	}
 	pp.widen, pp.narrow = keep(pp.widen), keep(pp.narrow)
 	return forms, ""
+}
+
+// affected are the allow policies, live and desired, that match one of
+// the projects of a move, by object key.
+type affected struct {
+	keys    map[string]bool
+	live    map[string]*unstructured.Unstructured
+	specs   map[string]calico.GlobalNetworkPolicySpec
+	desired map[string]calico.Policy
+}
+
+func affectedBy(projects map[string]bool, in Input) (affected, string) {
+	a := affected{keys: map[string]bool{}, live: map[string]*unstructured.Unstructured{}, specs: map[string]calico.GlobalNetworkPolicySpec{}, desired: map[string]calico.Policy{}}
+	for _, u := range in.Managed {
+		if isStaged(u.GetKind()) || classOf(u) == calico.ClassHold || classOf(u) == calico.ClassBaseline {
+			continue
+		}
+		k := objectKey(u.GetKind(), u.GetNamespace(), u.GetName())
+		spec, err := calico.SpecOf(u)
+		if err != nil {
+			return a, "policy " + u.GetName() + " cannot be read: " + err.Error()
+		}
+		a.live[k], a.specs[k] = u, spec
+		if matchesProjects(spec, projects) {
+			a.keys[k] = true
+		}
+	}
+	for _, p := range in.Desired.Policies {
+		if !p.Staged && p.Class == calico.ClassAllow {
+			k := objectKey(p.Kind(), p.Namespace, in.API.StoredNameIn(p.Spec.Tier, p.Name))
+			a.desired[k] = p
+			if matchesProjects(p.Spec, projects) {
+				a.keys[k] = true
+			}
+		}
+	}
+	for _, inv := range in.Desired.Invalid {
+		for k, u := range a.live {
+			if a.keys[k] && in.API.PolicyName(u.GetName()) == inv.Name {
+				return a, "policy " + inv.Name + " is invalid: " + inv.Err.Error()
+			}
+		}
+	}
+	return a, ""
+}
+
+// add plans one policy into its transit form and out of it.
+func (forms *transitForms) add(a affected, k string, in Input) string {
+	api := in.API
+	u := a.live[k]
+	d, wanted := a.desired[k]
+	var liveSpec, desiredSpec *calico.GlobalNetworkPolicySpec
+	if u != nil {
+		s := a.specs[k]
+		liveSpec = &s
+	}
+	if wanted {
+		desiredSpec = &d.Spec
+	}
+	spec, ok := transitSpec(liveSpec, desiredSpec)
+	tp := d
+	if !wanted {
+		tp = calico.Policy{Name: api.PolicyName(u.GetName()), Class: calico.ClassAllow, Description: u.GetAnnotations()[calico.DescriptionAnnotation]}
+	}
+	tp.Spec = spec
+	if !ok || calico.Validate(tp) != nil {
+		return "no form of policy " + tp.Name + " lets the namespaces move without a gap"
+	}
+	entered := false
+	switch {
+	case u == nil:
+		forms.enter = append(forms.enter, PolicyWrite{Verb: Create, Name: tp.Name, Class: tp.Class, Object: api.Object(tp), Policy: tp})
+		entered = true
+	case !Matches(u, tp, in.Canon):
+		forms.enter = append(forms.enter, PolicyWrite{Verb: Update, Name: tp.Name, Class: tp.Class, Object: MergeForUpdate(u, api.Object(tp)), Policy: tp})
+		entered = true
+	}
+	switch {
+	case !wanted:
+		forms.leave = append(forms.leave, PolicyWrite{Verb: Delete, Name: tp.Name, Class: tp.Class, Object: u})
+	case entered:
+		forms.leave = append(forms.leave, PolicyWrite{Verb: Update, Name: d.Name, Class: d.Class, Object: api.Object(d), Policy: d, OnWritten: true})
+	case !Matches(u, d, in.Canon):
+		forms.leave = append(forms.leave, PolicyWrite{Verb: Update, Name: d.Name, Class: d.Class, Object: MergeForUpdate(u, api.Object(d)), Policy: d})
+	}
+	return ""
 }

@@ -58,7 +58,21 @@ func (c *Config) Validate() error {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
+	for _, check := range []func(failer){
+		c.checkNamespaces, c.checkDNS, c.checkKubeAPI, c.checkWorkloads,
+		c.checkIngressController, c.checkRoles, c.checkInternet, c.checkProjectPeers, c.checkModes,
+	} {
+		check(fail)
+	}
+	errs = append(errs, c.flowsErrors()...)
+	return errors.Join(errs...)
+}
 
+// failer records a problem with a field.
+type failer func(field, format string, args ...any)
+
+// checkNamespaces checks the System project and the exempt namespaces.
+func (c *Config) checkNamespaces(fail failer) {
 	if c.SystemProject != "" {
 		if strings.Contains(c.SystemProject, ":") {
 			fail("systemProject", "%q looks like a namespace annotation (cluster:project); give the project part only, e.g. p-b6jcw", c.SystemProject)
@@ -78,7 +92,10 @@ func (c *Config) Validate() error {
 		// A confirmation left behind would let a later "*" through unasked.
 		fail("allowExemptAll", `is only read when exemptNamespaces holds "*"; remove it`)
 	}
+}
 
+// checkDNS checks how DNS is allowed.
+func (c *Config) checkDNS(fail failer) {
 	switch c.DNS.Mode {
 	case DNSCluster:
 		if msgs := validation.IsDNS1123Label(c.DNS.Namespace); len(msgs) > 0 {
@@ -93,7 +110,10 @@ func (c *Config) Validate() error {
 		fail("dns.mode", "%q is not a DNS mode; use %q (the cluster DNS pods) or %q (any address)", c.DNS.Mode, DNSCluster, DNSAny)
 	}
 	checkPort("dns.port", c.DNS.Port, fail)
+}
 
+// checkKubeAPI checks how the Kubernetes API is matched.
+func (c *Config) checkKubeAPI(fail failer) {
 	checkPort("kubeAPI.port", c.KubeAPI.Port, fail)
 	for i, cidr := range c.KubeAPI.ExtraCIDRs {
 		checkCIDR(fmt.Sprintf("kubeAPI.extraCIDRs[%d]", i), cidr, fail)
@@ -102,6 +122,15 @@ func (c *Config) Validate() error {
 		fail("kubeAPI.refreshSchedule", "%q is not a cron schedule such as \"*/5 * * * *\": %v", c.KubeAPI.RefreshSchedule, err)
 	}
 
+	switch c.KubeAPI.Mode {
+	case KubeAPIAuto, KubeAPIAddresses, KubeAPIService, KubeAPIBoth:
+	default:
+		fail("kubeAPI.mode", "%q: use %q, %q, %q or %q", c.KubeAPI.Mode, KubeAPIAuto, KubeAPIAddresses, KubeAPIService, KubeAPIBoth)
+	}
+}
+
+// checkWorkloads checks the Rancher agent, monitoring and logging service accounts.
+func (c *Config) checkWorkloads(fail failer) {
 	families := []struct {
 		name string
 		list []Workloads
@@ -122,7 +151,10 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+}
 
+// checkIngressController checks the ingress controller exception.
+func (c *Config) checkIngressController(fail failer) {
 	if ic := c.IngressController; ic.Enabled {
 		if len(ic.NamespaceLabels) == 0 {
 			fail("ingressController.namespaceLabels", "must name the labels of the controller's namespace, e.g. {ingress: nginx}, or set ingressController.enabled to false")
@@ -134,7 +166,10 @@ func (c *Config) Validate() error {
 		checkLabels("ingressController.backendLabels", ic.BackendLabels, fail)
 		checkPorts("ingressController.ports", ic.Ports, fail)
 	}
+}
 
+// checkRoles checks the service roles.
+func (c *Config) checkRoles(fail failer) {
 	for _, name := range c.RoleNames() {
 		r := c.Roles[name]
 		field := "roles." + name
@@ -163,12 +198,10 @@ func (c *Config) Validate() error {
 			fail(field+".consumers", "%q: use %q, %q or %q", r.Consumers, ConsumersAny, ConsumersSameProject, ConsumersProjects)
 		}
 	}
+}
 
-	switch c.KubeAPI.Mode {
-	case KubeAPIAuto, KubeAPIAddresses, KubeAPIService, KubeAPIBoth:
-	default:
-		fail("kubeAPI.mode", "%q: use %q, %q, %q or %q", c.KubeAPI.Mode, KubeAPIAuto, KubeAPIAddresses, KubeAPIService, KubeAPIBoth)
-	}
+// checkInternet checks the internet label and its ranges.
+func (c *Config) checkInternet(fail failer) {
 	if c.Internet.Enabled {
 		if msgs := validation.IsQualifiedName(c.Internet.Label); len(msgs) > 0 {
 			fail("internet.label", "%q is not a label key: %s", c.Internet.Label, strings.Join(msgs, "; "))
@@ -180,6 +213,10 @@ func (c *Config) Validate() error {
 			checkCIDR(fmt.Sprintf("internet.excludeCIDRs[%d]", i), cidr, fail)
 		}
 	}
+}
+
+// checkProjectPeers checks the cross-project allow lists.
+func (c *Config) checkProjectPeers(fail failer) {
 	for i, peer := range c.ProjectPeers {
 		field := fmt.Sprintf("projectPeers[%d]", i)
 		checkProjectID(field+".project", peer.Project, fail)
@@ -203,6 +240,10 @@ func (c *Config) Validate() error {
 			fail(field+".protocol", "is only read with ports; without ports every protocol is allowed")
 		}
 	}
+}
+
+// checkModes checks enforcement, rollout, the project lists and the tier.
+func (c *Config) checkModes(fail failer) {
 	switch c.Enforcement {
 	case EnforcementAuto, EnforcementTier, EnforcementDefaultTier:
 	default:
@@ -231,17 +272,15 @@ func (c *Config) Validate() error {
 	if c.Tier.Order <= 0 || c.Tier.Order >= 1_000_000 {
 		fail("tier.order", "%v: must lie between 0 and the default tier's 1,000,000, so that the walls come before tenants' policies", c.Tier.Order)
 	}
-	errs = append(errs, c.flowsErrors()...)
-	return errors.Join(errs...)
 }
 
-func checkProjectID(field, id string, fail func(string, string, ...any)) {
+func checkProjectID(field, id string, fail failer) {
 	if msgs := validation.IsDNS1123Label(id); len(msgs) > 0 || id == "" {
 		fail(field, "%q is not a project ID such as p-b6jcw", id)
 	}
 }
 
-func checkCIDR(field, cidr string, fail func(string, string, ...any)) {
+func checkCIDR(field, cidr string, fail failer) {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
 		fail(field, "%q is not a CIDR; write an address as 10.0.0.5/32 or fd00::5/128", cidr)
@@ -250,13 +289,13 @@ func checkCIDR(field, cidr string, fail func(string, string, ...any)) {
 	}
 }
 
-func checkPort(field string, port int, fail func(string, string, ...any)) {
+func checkPort(field string, port int, fail failer) {
 	if port < 1 || port > 65535 {
 		fail(field, "%d is not a port number 1-65535", port)
 	}
 }
 
-func checkPorts(field string, ports []calico.Port, fail func(string, string, ...any)) {
+func checkPorts(field string, ports []calico.Port, fail failer) {
 	if len(ports) == 0 {
 		fail(field, "must list at least one port; calico-pni does not guess ports")
 	}
@@ -275,7 +314,7 @@ func checkPorts(field string, ports []calico.Port, fail func(string, string, ...
 	}
 }
 
-func checkLabels(field string, labels map[string]string, fail func(string, string, ...any)) {
+func checkLabels(field string, labels map[string]string, fail failer) {
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
 		keys = append(keys, k)

@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"cmp"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -98,18 +99,41 @@ type memberCount struct {
 // at a time, and sums them up by group.
 func (ix *Index) Matrix(o MatrixOptions) *Matrix {
 	m := &Matrix{Protocol: o.Protocol, Port: o.Port}
-	groupIndex := map[string]int{}
-	var endpoints []*Endpoint
-	var groupsOf []int
-	hosts := false
-	names := make([]string, 0, len(ix.namespaces))
-	for name := range ix.namespaces {
-		names = append(names, name)
+	endpoints, groupsOf, hosts := ix.matrixEndpoints(o, m)
+	// Classes: one representative endpoint each, and how many pods of
+	// each group they stand for.
+	cl := ix.newClassifier(hosts)
+	classOf := map[string]int{}
+	var reps []*Endpoint
+	counts := map[classMember]int{}
+	for i, ep := range endpoints {
+		sig := cl.signature(ep)
+		c, ok := classOf[sig]
+		if !ok {
+			c = len(reps)
+			classOf[sig] = c
+			reps = append(reps, ep)
+		}
+		counts[classMember{c, groupsOf[i]}]++
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		ns := ix.namespaces[name]
-		g := o.GroupOf(ns)
+	m.Classes = len(reps)
+	ix.fillCells(m, reps, counts, o)
+	slices.Sort(m.Groups)
+	for i := range m.Cells {
+		for j := range m.Cells[i] {
+			m.Cells[i][j].finish()
+		}
+	}
+	return m
+}
+
+// matrixEndpoints collects the pods of the grouped namespaces, each with
+// its group's index in m.Groups, and counts namespaces, pods and what is
+// skipped or empty.
+func (ix *Index) matrixEndpoints(o MatrixOptions, m *Matrix) (endpoints []*Endpoint, groupsOf []int, hosts bool) {
+	groupIndex := map[string]int{}
+	for _, name := range slices.Sorted(maps.Keys(ix.namespaces)) {
+		g := o.GroupOf(ix.namespaces[name])
 		if g == "" {
 			continue
 		}
@@ -135,32 +159,14 @@ func (ix *Index) Matrix(o MatrixOptions) *Matrix {
 		}
 	}
 	m.Pods = len(endpoints)
+	return endpoints, groupsOf, hosts
+}
 
-	// Classes: one representative endpoint each, and how many pods of
-	// each group they stand for.
-	cl := ix.newClassifier(hosts)
-	classOf := map[string]int{}
-	var reps []*Endpoint
-	counts := map[classMember]int{}
-	for i, ep := range endpoints {
-		sig := cl.signature(ep)
-		c, ok := classOf[sig]
-		if !ok {
-			c = len(reps)
-			classOf[sig] = c
-			reps = append(reps, ep)
-		}
-		counts[classMember{c, groupsOf[i]}]++
-	}
-	m.Classes = len(reps)
-
-	// Sum up by group, in a stable order: each source group's row is
-	// filled by one worker, so no cell is shared.
-	members := make([]classMember, 0, len(counts))
-	for cm := range counts {
-		members = append(members, cm)
-	}
-	slices.SortFunc(members, func(a, b classMember) int {
+// fillCells sums every pair of classes up into the cells of their groups,
+// in a stable order: each source group's row is filled by one worker, so
+// no cell is shared.
+func (ix *Index) fillCells(m *Matrix, reps []*Endpoint, counts map[classMember]int, o MatrixOptions) {
+	members := slices.SortedFunc(maps.Keys(counts), func(a, b classMember) int {
 		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.class, b.class))
 	})
 	order := sortedGroups(m.Groups)
@@ -210,13 +216,6 @@ func (ix *Index) Matrix(o MatrixOptions) *Matrix {
 	}
 	close(groups)
 	wg.Wait()
-	slices.Sort(m.Groups)
-	for i := range m.Cells {
-		for j := range m.Cells[i] {
-			m.Cells[i][j].finish()
-		}
-	}
-	return m
 }
 
 // pairer evaluates pairs of classes for one worker, looking sides up in

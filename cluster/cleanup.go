@@ -56,43 +56,12 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 	if err != nil {
 		return res, err
 	}
-	var managed []*unstructured.Unstructured
-	var errs []error
-	var api calico.API
-	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
-		a := calico.API{Group: group}
-		served, err := ServesPolicies(disc, a.GroupVersion().String())
-		if err != nil {
-			log.Warn("skipping a Calico API that does not answer", "api", a.GroupVersion().String(), "error", err)
-			continue
-		}
-		if !served.Policies {
-			continue
-		}
-		a.Staged = served.Staged
-		api = a
-		list, err := ListManaged(ctx, dyn, a)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		managed = append(managed, list...)
-		if served.Tiers {
-			tiers, err := ListManagedTiers(ctx, dyn, a)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			for _, t := range tiers {
-				t.SetKind("Tier")
-				managed = append(managed, t)
-			}
-		}
-	}
-	if len(errs) > 0 {
+	managed, api, err := listWritten(ctx, dyn, disc, log)
+	if err != nil {
 		// Nothing is removed from a cluster calico-pni cannot see whole.
-		return res, errors.Join(errs...)
+		return res, err
 	}
+	var errs []error
 	p := plan.Cleanup(namespaces, managed)
 	if o.Workers < 1 {
 		o.Workers = 1
@@ -130,6 +99,45 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 		log.Info("cleanup", "namespaces", res.Namespaces, "policies", res.Policies, "tiers", res.Tiers, "errors", len(errs), "settled", out.Settled.String())
 	}
 	return res, errors.Join(errs...)
+}
+
+// listWritten lists calico-pni's policies and tiers in every Calico API
+// the cluster serves, and returns the API of the last one.
+func listWritten(ctx context.Context, dyn dynamic.Interface, disc discovery.DiscoveryInterface, log *slog.Logger) ([]*unstructured.Unstructured, calico.API, error) {
+	var managed []*unstructured.Unstructured
+	var errs []error
+	var api calico.API
+	for _, group := range []string{calico.GroupV3, calico.GroupV1} {
+		a := calico.API{Group: group}
+		served, err := ServesPolicies(disc, a.GroupVersion().String())
+		if err != nil {
+			log.Warn("skipping a Calico API that does not answer", "api", a.GroupVersion().String(), "error", err)
+			continue
+		}
+		if !served.Policies {
+			continue
+		}
+		a.Staged = served.Staged
+		api = a
+		list, err := ListManaged(ctx, dyn, a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		managed = append(managed, list...)
+		if served.Tiers {
+			tiers, err := ListManagedTiers(ctx, dyn, a)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, t := range tiers {
+				t.SetKind("Tier")
+				managed = append(managed, t)
+			}
+		}
+	}
+	return managed, api, errors.Join(errs...)
 }
 
 // countNamespaces counts the namespaces a cleanup wrote to.

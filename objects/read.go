@@ -17,6 +17,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/rancher"
 )
 
 // Reader collects objects into a Cluster. Add objects, then call Finish.
@@ -41,6 +42,7 @@ type Reader struct {
 	slices     map[string]*evaluator.ServiceEndpoints
 	sliceOrder []string
 	version    string
+	rancher    map[string]rancher.IsolationPolicy
 }
 
 type calicoPolicy struct {
@@ -58,6 +60,10 @@ type Set struct {
 	Snapshot map[string]any
 	// Notes say what was skipped or chosen, for the user.
 	Notes []string
+	// Rancher holds the NetworkPolicies of Rancher's own project
+	// isolation among those read, by the evaluator's name for them
+	// (evaluator.Policy.String(): "shop/knp.default.np-default").
+	Rancher map[string]rancher.IsolationPolicy
 }
 
 // NewReader returns an empty Reader.
@@ -195,6 +201,7 @@ func (r *Reader) Finish() *Set {
 	if r.KeepSnapshot {
 		set.Snapshot = map[string]any{"apiVersion": "v1", "kind": "List", "items": r.snapshot}
 	}
+	set.Rancher = r.rancher
 	return set
 }
 

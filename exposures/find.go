@@ -28,6 +28,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -59,6 +60,11 @@ type Input struct {
 	// WallTier is the tier calico-pni's walls are in: "default", or its
 	// own tier.
 	WallTier string
+	// HostAddresses are the nodes' host-network addresses that
+	// calico-pni's walls admit themselves (pni-allow-from-host-network,
+	// hostNetwork.enabled); nil when they admit none. A rule that admits
+	// only these, as Rancher's hn-nodes does, opens nothing.
+	HostAddresses []netip.Addr
 }
 
 // Exposure is one rule of a policy that opens a namespace's wall.
@@ -76,6 +82,7 @@ func Find(in Input) map[string][]Exposure {
 		if len(targets) == 0 {
 			continue
 		}
+		note := rancherNote(p)
 		for _, dir := range []calico.PolicyType{calico.Ingress, calico.Egress} {
 			if !p.Governs(dir) {
 				continue
@@ -96,7 +103,7 @@ func Find(in Input) map[string][]Exposure {
 					if opens := a.opens(p, ns, peer, dir); opens != "" {
 						out[ns.Name] = appendOnce(out[ns.Name], Exposure{
 							Kind: p.FlowLogKind(), Namespace: p.Namespace, Name: p.FlowLogName(),
-							Direction: strings.ToLower(string(dir)), Opens: opens,
+							Direction: strings.ToLower(string(dir)), Opens: withNote(opens, note),
 						})
 					}
 				}
@@ -134,6 +141,8 @@ type analysis struct {
 	withName map[*Namespace]map[string]string
 	// parsed caches selectors by text: users' policies repeat a few.
 	parsed map[string]parsedSelector
+	// hosts holds Input.HostAddresses.
+	hosts map[netip.Addr]bool
 }
 
 type parsedSelector struct {
@@ -154,6 +163,12 @@ func (a *analysis) parse(text string) (calico.Selector, error) {
 func newAnalysis(in Input) *analysis {
 	a := &analysis{in: in, byName: make(map[string]*Namespace, len(in.Namespaces)), byLabel: map[string]map[string][]*Namespace{},
 		matched: map[string][]*Namespace{}, withName: map[*Namespace]map[string]string{}, parsed: map[string]parsedSelector{}}
+	for _, h := range in.HostAddresses {
+		if a.hosts == nil {
+			a.hosts = map[netip.Addr]bool{}
+		}
+		a.hosts[h.Unmap()] = true
+	}
 	keys := map[string]bool{}
 	read := func(text string) {
 		if s, err := a.parse(text); err == nil {
@@ -297,6 +312,8 @@ func (a *analysis) opens(p *evaluator.Policy, ns *Namespace, peer calico.EntityR
 	switch {
 	case !hasEndpointMatch && len(peer.Nets) == 0 && peer.NotSelector == "":
 		return from + " anywhere"
+	case !hasEndpointMatch && a.onlyHostAddresses(peer, dir):
+		return ""
 	case !hasEndpointMatch && len(peer.Nets) > 0:
 		return fmt.Sprintf("%s addresses %s", from, shortList(peer.Nets, 3))
 	case !hasEndpointMatch:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,6 +225,57 @@ func TestWithoutRancherUsage(t *testing.T) {
 		code, _, stderr := calicoPNI(t, "", tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.stderr) {
 			t.Errorf("calico-pni %v: exit %d, stderr %q; want exit %d and %q", tt.args, code, stderr, tt.code, tt.stderr)
+		}
+	}
+}
+
+// TestRancherKeepInsideTheWalls: in tier mode, a policy of the users
+// that admits every ingress, in each namespace with policies of its own,
+// keeps what Rancher's policies allowed inside the walls once they are
+// gone, and opens no wall (docs/migrate-from-rancher.md, step 4).
+func TestRancherKeepInsideTheWalls(t *testing.T) {
+	data, err := os.ReadFile(rancherFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := ""
+	for _, ns := range []string{"payments", "shop", "shop-batch"} {
+		keep += "---\n{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: allow-what-the-walls-pass, namespace: " + ns + "}, spec: {podSelector: {}, policyTypes: [Ingress], ingress: [{}]}}\n"
+	}
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(path, append(data, []byte(keep)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := evalInput{files: files{path}, calicoVersion: "v3.30.0", withoutRancher: true}
+	loaded, err := in.load(nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := in.index(loaded.alone)
+	for _, tt := range []struct {
+		from, to string
+		port     uint16
+		want     evaluator.Verdict
+	}{
+		{cartPod, webPod, 8080, evaluator.Allow},
+		{cartPod, paymentPod, 8443, evaluator.Allow},
+		{dnsPod, paymentPod, 8443, evaluator.Allow},
+		{"198.51.100.7", webPod, 8080, evaluator.Allow},
+		// The walls still stand.
+		{"sandbox/debug", webPod, 8080, evaluator.Deny},
+		{"sandbox/debug", paymentPod, 8443, evaluator.Deny},
+		{"intruder/probe-8c7b6a5d4-t5y6u", cartPod, 80, evaluator.Deny},
+	} {
+		src, _, err := resolveEndpoint(ix, tt.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, _, err := resolveEndpoint(ix, tt.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := ix.Evaluate(src, dst, "TCP", tt.port); r.Verdict != tt.want {
+			t.Errorf("%s -> %s:%d: %s (%s), want %s", tt.from, tt.to, tt.port, r.Verdict, r.Reason, tt.want)
 		}
 	}
 }

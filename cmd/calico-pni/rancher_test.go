@@ -162,6 +162,10 @@ func TestRancherNaming(t *testing.T) {
 	if want := "allowed by shop/knp.default.np-web [Rancher's project isolation (np-web)]; denied by shop/knp.default.np-default [Rancher's project isolation (np-default)] (end of tier default)"; !strings.Contains(matrix, want) {
 		t.Errorf("matrix lacks %q:\n%s", want, matrix)
 	}
+	_, page, _ := calicoPNI(t, "", "matrix", "-f", rancherFixture, "--by", "namespace", "-o", "html")
+	if want := `shop/knp.default.np-web [Rancher's project isolation (np-web)]`; !strings.Contains(page, want) {
+		t.Errorf("the HTML page does not name np-web as Rancher's (%q)", want)
+	}
 	_, js, _ := calicoPNI(t, "", "matrix", "-f", rancherFixture, "--compare", "--without-rancher", "-o", "json")
 	var m struct {
 		Before, After string

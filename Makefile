@@ -4,6 +4,8 @@
 #               race detector against a real kube-apiserver and etcd, the
 #               Helm chart and the container image included
 #   make demo   run the daemon against a local API server and show its work
+#               (Calico 3.30, calico-pni's own tier; make demo-default-tier:
+#               Calico 3.28, the default tier, as in the article)
 #   make release-check
 #               rehearse the release: goreleaser check, a snapshot build of
 #               every binary and archive (nothing published), actionlint on
@@ -58,7 +60,7 @@ GO_DIRS := calico cluster cmd config controller evaluator exposures flows intern
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: all build browser test test-short vet fmt-check tools crds demo clean image-binaries image-check helm release-tools release-check release-binaries proto
+.PHONY: all build browser test test-short vet fmt-check tools crds demo demo-default-tier clean image-binaries image-check helm release-tools release-check release-binaries proto
 
 all: build
 
@@ -187,8 +189,13 @@ release-binaries: $(GORELEASER)
 	test -n "$(RELEASE_NOTES)" || { echo "give RELEASE_NOTES=<file>"; exit 1; }
 	$(GORELEASER) release --clean --release-notes "$(RELEASE_NOTES)"
 
+# The demo stands for Calico 3.30, whose tiers hold calico-pni's walls;
+# demo-default-tier for the article's Calico 3.28, without tiers.
 demo: tools crds build
 	$(GO) run ./internal/demo
+
+demo-default-tier: tools crds build
+	$(GO) run ./internal/demo --default-tier
 
 clean:
 	rm -rf $(BIN)

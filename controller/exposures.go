@@ -58,6 +58,14 @@ func (c *Controller) findExposures(w *policyWatch, state *cluster.State, desired
 			delete(c.models, key)
 		}
 	}
+	if c.Config().HostNetwork.Enabled {
+		// calico-pni's walls admit the nodes' host network themselves:
+		// a rule admitting only those addresses (Rancher's hn-nodes)
+		// opens nothing.
+		for _, n := range state.Snap.Nodes {
+			in.HostAddresses = append(in.HostAddresses, n.HostAddresses...)
+		}
+	}
 	if len(in.Policies) == 0 {
 		return 0
 	}

@@ -39,6 +39,7 @@ const kubernetesOrder = 1000.0
 func FromKubernetes(np *networkingv1.NetworkPolicy) (Policy, []string) {
 	order := kubernetesOrder
 	p := Policy{Kind: KubernetesNetworkPolicy, Namespace: np.Namespace, Name: np.Name}
+	p.Labels = np.Labels
 	p.Spec.Order = &order
 	p.Spec.Selector = labelSelector(&np.Spec.PodSelector, true).String()
 	var notes []string

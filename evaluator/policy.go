@@ -68,6 +68,11 @@ type Policy struct {
 	// Invalid, when set, says why Calico would not accept the policy as it
 	// is; it makes every connection it might touch indeterminate.
 	Invalid string
+	// Labels are a Kubernetes NetworkPolicy's own labels
+	// (metadata.labels, set by FromKubernetes), which tell whose policy it
+	// is (Rancher's isolation labels its own); the evaluation never reads
+	// them.
+	Labels map[string]string
 }
 
 // TierName returns the policy's tier, "default" when none is set.

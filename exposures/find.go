@@ -30,6 +30,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -64,6 +65,11 @@ type Input struct {
 	// NetworkSets are the cluster's GlobalNetworkSets and NetworkSets,
 	// whose addresses rule selectors also select.
 	NetworkSets []evaluator.NetworkSet
+	// HostAddresses are the nodes' host-network addresses that
+	// calico-pni's walls admit themselves (pni-allow-from-host-network,
+	// hostNetwork.enabled); nil when they admit none. A rule that admits
+	// only these, as Rancher's hn-nodes does, opens nothing.
+	HostAddresses []netip.Addr
 }
 
 // Exposure is one rule of a policy that opens a namespace's wall.
@@ -81,6 +87,7 @@ func Find(in Input) map[string][]Exposure {
 		if len(targets) == 0 {
 			continue
 		}
+		note := rancherNote(p)
 		for _, dir := range []calico.PolicyType{calico.Ingress, calico.Egress} {
 			if !p.Governs(dir) {
 				continue
@@ -102,7 +109,7 @@ func Find(in Input) map[string][]Exposure {
 					if opens := a.opens(p, ns, peer, dir, sets); opens != "" {
 						out[ns.Name] = appendOnce(out[ns.Name], Exposure{
 							Kind: p.FlowLogKind(), Namespace: p.Namespace, Name: p.FlowLogName(),
-							Direction: strings.ToLower(string(dir)), Opens: opens,
+							Direction: strings.ToLower(string(dir)), Opens: withNote(opens, note),
 						})
 					}
 				}
@@ -142,6 +149,8 @@ type analysis struct {
 	parsed map[string]parsedSelector
 	// sets are the network sets with the labels rule selectors see.
 	sets []labelledSet
+	// hosts holds Input.HostAddresses.
+	hosts map[netip.Addr]bool
 }
 
 // labelledSet is a network set, its name as the exposures print it, and
@@ -169,6 +178,12 @@ func (a *analysis) parse(text string) (calico.Selector, error) {
 func newAnalysis(in Input) *analysis {
 	a := &analysis{in: in, byName: make(map[string]*Namespace, len(in.Namespaces)), byLabel: map[string]map[string][]*Namespace{},
 		matched: map[string][]*Namespace{}, withName: map[*Namespace]map[string]string{}, parsed: map[string]parsedSelector{}}
+	for _, h := range in.HostAddresses {
+		if a.hosts == nil {
+			a.hosts = map[netip.Addr]bool{}
+		}
+		a.hosts[h.Unmap()] = true
+	}
 	keys := map[string]bool{}
 	read := func(text string) {
 		if s, err := a.parse(text); err == nil {
@@ -352,6 +367,8 @@ func (a *analysis) opens(p *evaluator.Policy, ns *Namespace, peer calico.EntityR
 	switch {
 	case !hasEndpointMatch && len(peer.Nets) == 0 && peer.NotSelector == "":
 		return from + " anywhere"
+	case !hasEndpointMatch && a.onlyHostAddresses(peer, dir):
+		return ""
 	case !hasEndpointMatch && len(peer.Nets) > 0:
 		return fmt.Sprintf("%s addresses %s", from, shortList(peer.Nets, 3))
 	case !hasEndpointMatch:

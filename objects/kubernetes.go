@@ -75,6 +75,7 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 		r.notes = append(r.notes, notes...)
 		r.cluster.Policies = append(r.cluster.Policies, p)
 		r.knpSeen[np.Namespace+"/"+np.Name] = true
+		r.noteRancher(&np, &p)
 	default:
 		r.notes = append(r.notes, fmt.Sprintf("%s %s: skipped: not a kind the evaluator reads", apiVersion, kind))
 	}

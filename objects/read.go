@@ -18,6 +18,7 @@ import (
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/policies"
+	"github.com/calico-pni/calico-pni/rancher"
 )
 
 // Reader collects objects into a Cluster. Add objects, then call Finish.
@@ -42,6 +43,7 @@ type Reader struct {
 	slices     map[string]*evaluator.ServiceEndpoints
 	sliceOrder []string
 	version    string
+	rancher    map[string]rancher.IsolationPolicy
 }
 
 type calicoPolicy struct {
@@ -59,6 +61,10 @@ type Set struct {
 	Snapshot map[string]any
 	// Notes say what was skipped or chosen, for the user.
 	Notes []string
+	// Rancher holds the NetworkPolicies of Rancher's own project
+	// isolation among those read, by the evaluator's name for them
+	// (evaluator.Policy.String(): "shop/knp.default.np-default").
+	Rancher map[string]rancher.IsolationPolicy
 }
 
 // NewReader returns an empty Reader.
@@ -208,6 +214,7 @@ func (r *Reader) Finish() *Set {
 	if r.KeepSnapshot {
 		set.Snapshot = map[string]any{"apiVersion": "v1", "kind": "List", "items": r.snapshot}
 	}
+	set.Rancher = r.rancher
 	return set
 }
 

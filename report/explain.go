@@ -26,11 +26,14 @@ type Explanation struct {
 	Result  *evaluator.Result
 	Summary *evaluator.Summary
 	Notes   []string
+	// Owners names the policies of others than calico-pni and the users,
+	// such as Rancher's own isolation.
+	Owners Owners
 }
 
 // ExplainText prints an explanation for people.
 func ExplainText(w io.Writer, e Explanation) error {
-	p := &printer{w: w}
+	p := &printer{w: w, owners: e.Owners}
 	if e.Result != nil {
 		r := e.Result
 		p.line("Connection: %s -> %s, %s %d", r.Src, r.Dst, r.Traffic.Protocol, r.Traffic.Port)
@@ -136,8 +139,9 @@ func outcomeKey(r evaluator.Result) string {
 }
 
 type printer struct {
-	w   io.Writer
-	err error
+	w      io.Writer
+	owners Owners
+	err    error
 }
 
 func (p *printer) line(format string, args ...any) {
@@ -190,7 +194,7 @@ func (p *printer) side(s *evaluator.Side, indent string) {
 			n = 0
 		}
 		n++
-		p.line("%s    %d. %s (%s): %s", indent, n, st.Policy, st.Policy.Describe(), stepOutcome(st, dir))
+		p.line("%s    %d. %s (%s): %s", indent, n, st.Policy, p.owners.describe(st.Policy), stepOutcome(st, dir))
 		if len(st.Logged) > 0 {
 			p.line("%s       Log rules matched on the way: %v", indent, st.Logged)
 		}
@@ -202,6 +206,11 @@ func (p *printer) side(s *evaluator.Side, indent string) {
 		p.line("%s    (%d more selecting %s not reached.)", indent, s.NotReached, plural(s.NotReached, "policy", "policies"))
 	}
 	p.line("%s  Decided: %s.", indent, s.Reason)
+	if d := deciding(s); d != nil {
+		if owner, ok := p.owners.of(d); ok {
+			p.line("%s  Deciding policy %s: %s.", indent, d, owner.Name)
+		}
+	}
 }
 
 func tierLine(s *evaluator.Side, name, dir string) string {

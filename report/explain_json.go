@@ -18,6 +18,8 @@ type jsonHit struct {
 	PolicyIndex int      `json:"policyIndex"`
 	RuleIndex   int      `json:"ruleIndex"`
 	Trigger     *jsonHit `json:"trigger,omitempty"`
+	// WrittenBy names the policy's owner (Owners), when it has one.
+	WrittenBy string `json:"writtenBy,omitempty"`
 }
 
 type jsonSide struct {
@@ -52,6 +54,9 @@ type jsonExplanation struct {
 	Allowed     string       `json:"allowedPorts,omitempty"`
 	ByPort      []jsonResult `json:"byPort,omitempty"`
 	Notes       []string     `json:"notes,omitempty"`
+	// Owners names the owners of the policies that select either side,
+	// by policy (Explanation.Owners).
+	Owners map[string]Owner `json:"owners,omitempty"`
 }
 
 // ExplainJSON prints an explanation as JSON: the verdict and, for each
@@ -60,11 +65,13 @@ type jsonExplanation struct {
 // that ended the same way.
 func ExplainJSON(w io.Writer, e Explanation) error {
 	out := jsonExplanation{Protocol: e.Protocol, Policies: e.Policies, Notes: e.Notes}
+	owners := map[string]Owner{}
 	if r := e.Result; r != nil {
 		out.Verdict, out.Reason, out.Port = string(r.Verdict), r.Reason, r.Traffic.Port
 		out.Source, out.Destination = r.Src.String(), r.Dst.String()
-		eg, in := sideJSON(&r.Egress), sideJSON(&r.Ingress)
+		eg, in := sideJSON(&r.Egress, e.Owners), sideJSON(&r.Ingress, e.Owners)
 		out.Egress, out.Ingress = &eg, &in
+		e.Owners.inResult(r, owners)
 	} else {
 		s := e.Summary
 		out.Verdict, out.Reason = string(s.Verdict), summaryText(s)
@@ -75,34 +82,56 @@ func ExplainJSON(w io.Writer, e Explanation) error {
 		for _, g := range groupSegments(s.Segments) {
 			out.ByPort = append(out.ByPort, jsonResult{
 				Verdict: string(g.result.Verdict), Reason: g.result.Reason, Ports: evaluator.RangesText(g.ports),
-				Egress: sideJSON(&g.result.Egress), Ingress: sideJSON(&g.result.Ingress),
+				Egress: sideJSON(&g.result.Egress, e.Owners), Ingress: sideJSON(&g.result.Ingress, e.Owners),
 			})
+			e.Owners.inResult(&g.result, owners)
 		}
+	}
+	if len(owners) > 0 {
+		out.Owners = owners
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
 
-func sideJSON(s *evaluator.Side) jsonSide {
+func sideJSON(s *evaluator.Side, owners Owners) jsonSide {
 	out := jsonSide{Endpoint: s.Endpoint.String(), Policed: s.Policed, Verdict: string(s.Verdict), Reason: s.Reason, Hits: []jsonHit{}}
 	for _, t := range s.Tiers {
 		for _, p := range t.Policies {
 			out.Policies = append(out.Policies, p.String())
 		}
 	}
+	writtenBy := func(h evaluator.Hit) string {
+		if owner, ok := owners.of(hitPolicy(s, h)); ok {
+			return owner.Name
+		}
+		return ""
+	}
 	for _, h := range s.Hits {
-		out.Hits = append(out.Hits, hitJSON(h))
+		out.Hits = append(out.Hits, hitJSON(h, writtenBy))
 	}
 	return out
 }
 
-func hitJSON(h evaluator.Hit) jsonHit {
-	out := jsonHit{Kind: h.Kind, Namespace: h.Namespace, Name: h.Name, Tier: h.Tier, Action: string(h.Action), PolicyIndex: h.PolicyIndex, RuleIndex: h.RuleIndex}
+func hitJSON(h evaluator.Hit, writtenBy func(evaluator.Hit) string) jsonHit {
+	out := jsonHit{Kind: h.Kind, Namespace: h.Namespace, Name: h.Name, Tier: h.Tier, Action: string(h.Action), PolicyIndex: h.PolicyIndex, RuleIndex: h.RuleIndex, WrittenBy: writtenBy(h)}
 	if h.Trigger != nil {
-		t := hitJSON(*h.Trigger)
+		t := hitJSON(*h.Trigger, writtenBy)
 		t.Action = ""
 		out.Trigger = &t
 	}
 	return out
+}
+
+// hitPolicy finds the policy of a hit among those that select the side.
+func hitPolicy(s *evaluator.Side, h evaluator.Hit) *evaluator.Policy {
+	for _, t := range s.Tiers {
+		for _, p := range t.Policies {
+			if p.FlowLogKind() == h.Kind && p.Namespace == h.Namespace && p.FlowLogName() == h.Name && p.TierName() == h.Tier {
+				return p
+			}
+		}
+	}
+	return nil
 }

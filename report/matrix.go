@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -25,6 +26,19 @@ type MatrixReport struct {
 	Projects map[string]string
 	System   string
 	Notes    []string
+	// Before and After name the two states of a comparison, Change says
+	// when After comes about, and ComparePolicies which policies After
+	// evaluates; empty, they are today and calico-pni's policies in place
+	// (see states).
+	Before, After, Change, ComparePolicies string
+	// Owners names the policies of others than calico-pni and the users,
+	// such as Rancher's own isolation.
+	Owners Owners
+}
+
+// states names the two states of a comparison and when the second comes.
+func (r MatrixReport) states() (before, after, change string) {
+	return cmp.Or(r.Before, "today"), cmp.Or(r.After, "with calico-pni's policies (--preview)"), cmp.Or(r.Change, "when calico-pni's policies are in place")
 }
 
 func (r MatrixReport) label(g string) string {
@@ -61,8 +75,9 @@ func cellText(c evaluator.Cell) string {
 	return string(c.Verdict)
 }
 
-// cellDetail says what a cell holds in one line.
-func cellDetail(protocol string, c evaluator.Cell) string {
+// cellDetail says what a cell holds in one line, its deciders named
+// with their owners.
+func (o Owners) cellDetail(protocol string, c evaluator.Cell) string {
 	var parts []string
 	switch c.Verdict {
 	case "":
@@ -82,10 +97,10 @@ func cellDetail(protocol string, c evaluator.Cell) string {
 		parts = append(parts, fmt.Sprintf("%s (%d pod pairs)", c.Verdict, c.Pairs))
 	}
 	if len(c.AllowedBy) > 0 {
-		parts = append(parts, "allowed by "+strings.Join(c.AllowedBy, ", "))
+		parts = append(parts, "allowed by "+strings.Join(o.deciders(c.AllowedBy), ", "))
 	}
 	if len(c.DeniedBy) > 0 {
-		parts = append(parts, "denied by "+strings.Join(c.DeniedBy, ", "))
+		parts = append(parts, "denied by "+strings.Join(o.deciders(c.DeniedBy), ", "))
 	}
 	return strings.Join(parts, "; ")
 }

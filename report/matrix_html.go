@@ -45,7 +45,8 @@ func MatrixHTML(w io.Writer, r MatrixReport) error {
 		Skipped: strings.Join(r.Matrix.Skipped, "; "), Notes: r.Notes, Exceptions: exceptionNames[1:],
 		Style: template.CSS(pageStyle), Script: template.JS(pageScript), Data: template.JS(encoded)}
 	if r.Compare != nil {
-		page.Compare = "Each square shows what changes when calico-pni's policies are in place (--preview): red loses connectivity, green gains it, amber changes otherwise; unchanged squares are pale, in the colour of their verdict. Details show the cell today and with calico-pni's policies."
+		before, after, when := r.states()
+		page.Compare = "Each square shows what changes " + when + ": red loses connectivity, green gains it, amber changes otherwise; unchanged squares are pale, in the colour of their verdict. Details show the cell " + before + " and " + after + "."
 	}
 	return matrixPage.Execute(w, page)
 }

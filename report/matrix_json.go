@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 
@@ -33,6 +34,9 @@ type jsonMatrix struct {
 	Cells      []jsonCell `json:"cells"`
 	Empty      []string   `json:"namespacesWithoutPods,omitempty"`
 	Skipped    []string   `json:"podsLeftOut,omitempty"`
+	// Owners names the owners of the cells' deciders, by policy
+	// (MatrixReport.Owners).
+	Owners map[string]Owner `json:"owners,omitempty"`
 }
 
 type jsonChange struct {
@@ -53,12 +57,16 @@ func MatrixJSON(w io.Writer, r MatrixReport) error {
 		return enc.Encode(today)
 	}
 	preview := matrixJSON(r, r.Compare)
-	preview.Policies = "calico-pni's as `calico-pni render` computes them, and the users' as they are"
+	preview.Policies = cmp.Or(r.ComparePolicies, "calico-pni's as `calico-pni render` computes them, and the users' as they are")
+	before, after, _ := r.states()
+	// today holds the state before, preview the state after.
 	out := struct {
+		Before  string       `json:"before"`
+		After   string       `json:"after"`
 		Today   jsonMatrix   `json:"today"`
 		Preview jsonMatrix   `json:"preview"`
 		Changes []jsonChange `json:"changes"`
-	}{Today: today, Preview: preview, Changes: []jsonChange{}}
+	}{Before: before, After: after, Today: today, Preview: preview, Changes: []jsonChange{}}
 	for _, c := range changes(r.Matrix, r.Compare) {
 		kind := "change"
 		if c.lose {
@@ -75,10 +83,16 @@ func MatrixJSON(w io.Writer, r MatrixReport) error {
 func matrixJSON(r MatrixReport, m *evaluator.Matrix) jsonMatrix {
 	out := jsonMatrix{Protocol: m.Protocol, Port: m.Port, By: r.By, Policies: r.Policies, Groups: m.Groups,
 		Pods: m.Pods, Namespaces: m.Namespaces, Classes: m.Classes, Empty: m.Empty, Skipped: m.Skipped, Cells: []jsonCell{}}
+	owners := map[string]Owner{}
 	for i, a := range m.Groups {
 		for j, b := range m.Groups {
-			out.Cells = append(out.Cells, cellJSON(a, b, m.Cells[i][j]))
+			c := m.Cells[i][j]
+			out.Cells = append(out.Cells, cellJSON(a, b, c))
+			r.Owners.ofDeciders(c, owners)
 		}
+	}
+	if len(owners) > 0 {
+		out.Owners = owners
 	}
 	return out
 }

@@ -19,6 +19,8 @@ import (
 // get the characters that take one byte in UTF-8.
 type pageData struct {
 	Compare bool `json:"compare"`
+	// States name the two states of a comparison: before, after.
+	States []string `json:"states,omitempty"`
 	// Groups are the rows' and columns' labels, in the matrix's order.
 	Groups []string `json:"groups"`
 	// Verdicts, Changes and Exceptions name the codes of the records.
@@ -97,6 +99,7 @@ type pageRecord struct {
 type pageBuilder struct {
 	protocol string
 	compare  bool
+	owners   Owners
 	strings  []string
 	stringIx map[string]int32
 	seed     maphash.Seed
@@ -121,7 +124,7 @@ type describedCell struct {
 func newPageData(r MatrixReport) (*pageData, error) {
 	m := r.Matrix
 	b := &pageBuilder{protocol: m.Protocol, compare: r.Compare != nil, stringIx: map[string]int32{}, seed: maphash.MakeSeed(),
-		described: map[uint64][]describedCell{}, recordIx: map[pageRecord]int32{}}
+		described: map[uint64][]describedCell{}, recordIx: map[pageRecord]int32{}, owners: r.Owners}
 	b.intern("")
 	n := len(m.Groups)
 	future := futureCells(m, r.Compare)
@@ -145,6 +148,10 @@ func newPageData(r MatrixReport) (*pageData, error) {
 		}
 	}
 	d := &pageData{Compare: b.compare, Verdicts: verdictNames, Changes: changeNames, Exceptions: exceptionNames, Strings: b.strings}
+	if b.compare {
+		before, after, _ := r.states()
+		d.States = []string{before, after}
+	}
 	for _, g := range m.Groups {
 		d.Groups = append(d.Groups, r.label(g))
 	}
@@ -221,7 +228,7 @@ func (b *pageBuilder) describe(c *evaluator.Cell) (verdict, detail, decider int3
 			return verdictCode(c.Verdict), known.detail, known.decider
 		}
 	}
-	known := describedCell{cell: *c, detail: b.intern(cellDetail(b.protocol, *c)), decider: b.intern(mainDecider(*c))}
+	known := describedCell{cell: *c, detail: b.intern(b.owners.cellDetail(b.protocol, *c)), decider: b.intern(b.owners.decider(mainDecider(*c)))}
 	b.described[h] = append(b.described[h], known)
 	return verdictCode(c.Verdict), known.detail, known.decider
 }

@@ -334,6 +334,8 @@
 
   function verdictName(v) { return page.data.verdicts[v].name; }
 
+  function capitalized(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
+
   function tooltip(ev, where) {
     var tip = el.tooltip, groups = page.data.groups;
     if (!where) { tip.hidden = true; return; }
@@ -346,7 +348,7 @@
       var cell = recordAt(where.r, where.c), rec = cell.rec;
       lines = [groups[cell.from] + ' → ' + groups[cell.to]];
       if (page.data.compare) {
-        lines.push(verdictName(rec[5]) + ' today, ' + verdictName(rec[0]) + ' with calico-pni (' + page.data.changes[rec[4]].name + ')');
+        lines.push(verdictName(rec[5]) + ' ' + page.data.states[0] + ', ' + verdictName(rec[0]) + ' ' + page.data.states[1] + ' (' + page.data.changes[rec[4]].name + ')');
       } else {
         lines.push(verdictName(rec[0]));
       }
@@ -389,8 +391,8 @@
     };
     if (data.compare) {
       add(d, 'p', 'Change: ' + data.changes[rec[4]].name + ' (' + data.changes[rec[4]].why + ').');
-      side('With calico-pni\'s policies', rec[0], text(rec[2]), rec[3]);
-      side('Today', rec[5], text(rec[6]), rec[7]);
+      side(capitalized(data.states[1]), rec[0], text(rec[2]), rec[3]);
+      side(capitalized(data.states[0]), rec[5], text(rec[6]), rec[7]);
     } else {
       side('', rec[0], text(rec[2]), rec[3]);
     }

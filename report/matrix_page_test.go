@@ -158,7 +158,7 @@ func TestMatrixPageCells(t *testing.T) {
 			if got, want := exception(rec[1]), wantExceptions[i][j]; got != want {
 				t.Errorf("%s: exception %d, want %d", where, got, want)
 			}
-			if got, want := d.Strings[rec[2]], cellDetail("TCP", c); got != want {
+			if got, want := d.Strings[rec[2]], Owners(nil).cellDetail("TCP", c); got != want {
 				t.Errorf("%s: detail %q, want %q", where, got, want)
 			}
 			if got, want := d.Strings[rec[3]], mainDecider(c); got != want {
@@ -203,7 +203,7 @@ func TestMatrixPageCompare(t *testing.T) {
 			if rec[0] != verdictCode(fc.Verdict) || rec[5] != verdictCode(tc.Verdict) {
 				t.Errorf("%s: verdicts %d (future), %d (today), want %q, %q", where, rec[0], rec[5], fc.Verdict, tc.Verdict)
 			}
-			if d.Strings[rec[2]] != cellDetail("TCP", fc) || d.Strings[rec[6]] != cellDetail("TCP", tc) {
+			if d.Strings[rec[2]] != Owners(nil).cellDetail("TCP", fc) || d.Strings[rec[6]] != Owners(nil).cellDetail("TCP", tc) {
 				t.Errorf("%s: details %q, %q", where, d.Strings[rec[2]], d.Strings[rec[6]])
 			}
 		}
@@ -282,7 +282,7 @@ func TestMatrixPageSizeAt1000Projects(t *testing.T) {
 	}
 	for _, k := range []int{0, 1, 5, 1005, 999_999, 777_777} {
 		i, j := k/1000, k%1000
-		if got, want := d.Strings[d.Records[ids[k]][2]], cellDetail("TCP", r.Matrix.Cells[i][j]); got != want {
+		if got, want := d.Strings[d.Records[ids[k]][2]], Owners(nil).cellDetail("TCP", r.Matrix.Cells[i][j]); got != want {
 			t.Errorf("cell %d, %d: %q, want %q", i, j, got, want)
 		}
 	}

@@ -18,7 +18,8 @@ func MatrixText(w io.Writer, r MatrixReport) error {
 	p.line("Policies: %s.", r.Policies)
 	p.line("%s", classesText(m))
 	if r.Compare != nil {
-		p.line("Cells read today -> with calico-pni's policies (--preview).")
+		before, after, _ := r.states()
+		p.line("Cells read %s -> %s.", before, after)
 	}
 	p.line("")
 	if p.err != nil {
@@ -80,18 +81,19 @@ func details(p *printer, r MatrixReport, m *evaluator.Matrix) {
 				p.line("Partial and undecided cells:")
 				first = false
 			}
-			p.line("  %s -> %s: %s", r.label(a), r.label(b), cellDetail(m.Protocol, c))
+			p.line("  %s -> %s: %s", r.label(a), r.label(b), r.Owners.cellDetail(m.Protocol, c))
 		}
 	}
 }
 
 func compareText(p *printer, r MatrixReport) {
 	cs := changes(r.Matrix, r.Compare)
+	_, _, when := r.states()
 	for _, want := range []struct {
 		title string
 		pick  func(change) bool
 	}{
-		{"Will lose connectivity when calico-pni's policies are in place", func(c change) bool { return c.lose }},
+		{"Will lose connectivity " + when, func(c change) bool { return c.lose }},
 		{"Will gain connectivity", func(c change) bool { return c.gain && !c.lose }},
 	} {
 		first := true
@@ -104,7 +106,7 @@ func compareText(p *printer, r MatrixReport) {
 				p.line("%s:", want.title)
 				first = false
 			}
-			p.line("  %s -> %s: %s -> %s; %s", r.label(r.Matrix.Groups[c.from]), r.label(r.Matrix.Groups[c.to]), c.todayV, c.futurV, cellDetail(r.Matrix.Protocol, c.future))
+			p.line("  %s -> %s: %s -> %s; %s", r.label(r.Matrix.Groups[c.from]), r.label(r.Matrix.Groups[c.to]), c.todayV, c.futurV, r.Owners.cellDetail(r.Matrix.Protocol, c.future))
 		}
 		if first {
 			p.line("")

@@ -103,7 +103,11 @@ func BenchmarkMatrixHTML(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				r := matrixReport(in, loaded, "project", "TCP", 0, compare)
+				before := ""
+				if compare {
+					before = "today"
+				}
+				r := matrixReport(in, loaded, "project", "TCP", 0, before)
 				var page bytes.Buffer
 				for b.Loop() {
 					page.Reset()

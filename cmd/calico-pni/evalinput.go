@@ -20,6 +20,8 @@ import (
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/objects"
+	"github.com/calico-pni/calico-pni/rancher"
+	"github.com/calico-pni/calico-pni/report"
 )
 
 // evaluatedKinds is the kubectl command whose output explain and matrix
@@ -51,6 +53,9 @@ type evalInput struct {
 	calicoVersion string
 	preview       bool
 	staged        bool
+	// withoutRancher leaves Rancher's own isolation out of the state with
+	// calico-pni's policies.
+	withoutRancher bool
 }
 
 func (in *evalInput) register(fs *flag.FlagSet) {
@@ -60,6 +65,7 @@ func (in *evalInput) register(fs *flag.FlagSet) {
 	fs.StringVar(&in.calicoVersion, "calico-version", "", "Calico version for --preview (e.g. v3.28.5); default: from a ClusterInformation in the input, as the cluster reports it")
 	fs.BoolVar(&in.preview, "preview", false, "evaluate as if calico-pni's policies and namespace labels, computed as `calico-pni render` computes them, were in place (replacing what calico-pni wrote before)")
 	fs.BoolVar(&in.staged, "staged", false, "evaluate staged policies as if they were enforced")
+	fs.BoolVar(&in.withoutRancher, "without-rancher", false, "with --preview or --compare: leave the NetworkPolicies of Rancher's own project isolation (label cattle.io/creator: norman) out of the state with calico-pni's policies, as when that isolation is switched off in Rancher")
 }
 
 // check reports usage errors.
@@ -74,10 +80,11 @@ func (in *evalInput) check() error {
 type input struct {
 	set   *objects.Set
 	today *evaluator.Cluster
-	// preview is the cluster under calico-pni's policies, when asked for.
-	preview *evaluator.Cluster
-	api     calico.API
-	notes   []string
+	// preview is the cluster under calico-pni's policies, when asked for,
+	// and alone the same without Rancher's isolation (--without-rancher).
+	preview, alone *evaluator.Cluster
+	api            calico.API
+	notes          []string
 }
 
 // load reads the objects and, with wantPreview, computes calico-pni's
@@ -131,7 +138,53 @@ func (in *evalInput) load(stdin io.Reader, wantPreview bool) (*input, error) {
 		out.notes = append(out.notes, fmt.Sprintf("calico-pni would not write %s: %v", p.Name, p.Err))
 	}
 	out.preview = preview
+	if in.withoutRancher {
+		alone, n := withoutRancher(preview)
+		if n == 0 {
+			out.notes = append(out.notes, "the input has no NetworkPolicy of Rancher's project isolation (label "+rancher.CreatorLabel+": "+rancher.CreatorNorman+"): --without-rancher leaves nothing out")
+		}
+		out.alone = alone
+	}
 	return out, nil
+}
+
+// after is the state with calico-pni's policies: without Rancher's
+// isolation with --without-rancher.
+func (in *evalInput) after(loaded *input) *evaluator.Cluster {
+	if in.withoutRancher {
+		return loaded.alone
+	}
+	return loaded.preview
+}
+
+// withoutRancher returns the cluster without the NetworkPolicies of
+// Rancher's project isolation, as Rancher leaves it when the isolation is
+// switched off: it deletes every NetworkPolicy labelled cattle.io/creator:
+// norman and nothing else (rancher/rancher clusterHandler.go,
+// deleteNetworkPolicies; the pods keep the label field.cattle.io/podName).
+// It also returns how many it left out.
+func withoutRancher(c *evaluator.Cluster) (*evaluator.Cluster, int) {
+	out := *c
+	out.Policies = make([]evaluator.Policy, 0, len(c.Policies))
+	for _, p := range c.Policies {
+		if p.Kind == evaluator.KubernetesNetworkPolicy && rancher.IsRancherPolicy(p.Labels) {
+			continue
+		}
+		out.Policies = append(out.Policies, p)
+	}
+	return &out, len(c.Policies) - len(out.Policies)
+}
+
+// owners names the policies of Rancher's isolation for the report.
+func owners(loaded *input) report.Owners {
+	if len(loaded.set.Rancher) == 0 {
+		return nil
+	}
+	out := make(report.Owners, len(loaded.set.Rancher))
+	for key, p := range loaded.set.Rancher {
+		out[key] = report.Owner{Name: p.Title(), Description: p.Description()}
+	}
+	return out
 }
 
 // index builds the evaluator's index of a cluster.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/rancher"
 	"github.com/calico-pni/calico-pni/report"
 )
 
@@ -44,6 +45,9 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	if in.withoutRancher && !in.preview {
+		return fail(exitUsage, "--without-rancher changes the state with calico-pni's policies: give it with --preview")
+	}
 	if err := in.check(); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -53,7 +57,7 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cluster := loaded.today
 	if in.preview {
-		cluster = loaded.preview
+		cluster = in.after(loaded)
 	}
 	ix := in.index(cluster)
 	src, srcNote, err := resolveEndpoint(ix, *from)
@@ -64,7 +68,7 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitInvalid, "--to %s: %v", *to, err)
 	}
-	e := report.Explanation{From: *from, To: *to, Protocol: proto, Port: uint16(*port), Policies: policiesText(in)}
+	e := report.Explanation{From: *from, To: *to, Protocol: proto, Port: uint16(*port), Policies: policiesText(in), Owners: owners(loaded)}
 	for _, n := range []string{srcNote, dstNote} {
 		if n != "" {
 			e.Notes = append(e.Notes, n)
@@ -122,6 +126,9 @@ func policiesText(in evalInput) string {
 	s := "as they are in the cluster"
 	if in.preview {
 		s = "calico-pni's as `calico-pni render` computes them (replacing what it wrote before), and the users' as they are"
+		if in.withoutRancher {
+			s += ", without Rancher's project isolation (its NetworkPolicies, labelled " + rancher.CreatorLabel + ": " + rancher.CreatorNorman + ", left out as when it is switched off)"
+		}
 	}
 	if in.staged {
 		s += "; staged policies as if they were enforced"

@@ -20,11 +20,12 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 0, "destination port (default: every port)")
 	protocol := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
 	compare := fs.Bool("compare", false, "show today's verdicts next to those under calico-pni's policies (--preview), and the pairs that will lose or gain connectivity")
+	before := fs.String("before", "today", "with --compare: the state compared from: today, or preview (calico-pni's policies beside Rancher's isolation, to see what switching that off changes with --without-rancher)")
 	output := fs.String("o", "text", "output: text, csv, json or html")
 	var in evalInput
 	in.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: "+prog+" matrix [--by project|namespace] [--port N] [--protocol P] (-f FILE | --kubeconfig PATH) [--preview | --compare] [-o text|csv|json|html]\n\nSays who can reach whom, with the policy that decides each cell. Pods with the same\nrelevant labels in namespaces with the same relevant labels behave alike, so one\npair of each is evaluated.\n\nExit codes: 0 evaluated, 1 bad input, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" matrix [--by project|namespace] [--port N] [--protocol P] (-f FILE | --kubeconfig PATH) [--preview | --compare [--before today|preview]] [--without-rancher] [-o text|csv|json|html]\n\nSays who can reach whom, with the policy that decides each cell. Pods with the same\nrelevant labels in namespaces with the same relevant labels behave alike, so one\npair of each is evaluated.\n\nTaking over from Rancher's own project isolation, compare three states:\n  --compare                                     today -> calico-pni beside Rancher's isolation\n  --compare --before preview --without-rancher  -> Rancher's isolation switched off\n  --compare --without-rancher                   today -> calico-pni alone\n\nExit codes: 0 evaluated, 1 bad input, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -43,6 +44,12 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exitUsage, "-o %q: use text, csv, json or html", *output)
 	case *compare && in.preview:
 		return fail(exitUsage, "give --preview or --compare, not both")
+	case *before != "today" && *before != "preview":
+		return fail(exitUsage, "--before %q: use today or preview", *before)
+	case *before == "preview" && !(*compare && in.withoutRancher):
+		return fail(exitUsage, "--before preview compares calico-pni's policies beside Rancher's isolation with them alone: give it with --compare and --without-rancher")
+	case in.withoutRancher && !*compare && !in.preview:
+		return fail(exitUsage, "--without-rancher changes the state with calico-pni's policies: give it with --preview or --compare")
 	}
 	proto, err := checkProtocol(*protocol)
 	if err != nil {
@@ -55,7 +62,11 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitInvalid, "%v", err)
 	}
-	r := matrixReport(in, loaded, *by, proto, uint16(*port), *compare)
+	from := ""
+	if *compare {
+		from = *before
+	}
+	r := matrixReport(in, loaded, *by, proto, uint16(*port), from)
 	switch *output {
 	case "csv":
 		err = report.MatrixCSV(stdout, r)
@@ -75,9 +86,10 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// matrixReport evaluates the matrix (and, with compare, the matrix under
-// calico-pni's policies) of what load read.
-func matrixReport(in evalInput, loaded *input, by, protocol string, port uint16, compare bool) report.MatrixReport {
+// matrixReport evaluates the matrix of what load read and, when before
+// names the state to compare from (today, or preview), the matrix under
+// calico-pni's policies beside it.
+func matrixReport(in evalInput, loaded *input, by, protocol string, port uint16, before string) report.MatrixReport {
 	groupOf := func(ns *evaluator.Namespace) string { return ns.Name }
 	if by == "project" {
 		groupOf = func(ns *evaluator.Namespace) string {
@@ -88,24 +100,45 @@ func matrixReport(in evalInput, loaded *input, by, protocol string, port uint16,
 		}
 	}
 	opts := evaluator.MatrixOptions{Protocol: protocol, Port: port, GroupOf: groupOf}
-	r := report.MatrixReport{By: by, Policies: policiesText(in)}
+	r := report.MatrixReport{By: by, Policies: policiesText(in), Owners: owners(loaded)}
 	r.Projects, r.System = groupProjects(loaded.today, by)
 	if r.System != "" && by == "project" {
 		r.Labels = map[string]string{r.System: r.System + " (System)"}
 	}
 	cluster := loaded.today
-	if in.preview {
+	switch {
+	case before == "preview":
 		cluster = loaded.preview
+	case in.preview:
+		cluster = in.after(loaded)
 	}
 	ix := in.index(cluster)
 	r.Matrix = ix.Matrix(opts)
 	r.Notes = ix.Notes()
-	if compare {
-		r.Policies = "today: " + policiesText(evalInput{staged: in.staged})
-		future := in.index(loaded.preview)
+	if before != "" {
+		setStates(&r, in, before)
+		future := in.index(in.after(loaded))
 		r.Compare = future.Matrix(opts)
 	}
 	return r
+}
+
+// setStates names the two states a comparison shows, and their policies.
+func setStates(r *report.MatrixReport, in evalInput, before string) {
+	r.Policies = "today: " + policiesText(evalInput{staged: in.staged})
+	after := in
+	after.preview = true
+	r.ComparePolicies = policiesText(after)
+	switch {
+	case before == "preview":
+		r.Policies = "before: " + policiesText(evalInput{staged: in.staged, preview: true})
+		r.Before = "with calico-pni's policies beside Rancher's isolation (--preview)"
+		r.After = "with calico-pni's policies alone (--preview --without-rancher)"
+		r.Change = "when Rancher's isolation is switched off, calico-pni's policies in place"
+	case in.withoutRancher:
+		r.After = "with calico-pni's policies alone (--preview --without-rancher)"
+		r.Change = "when calico-pni's policies are in place and Rancher's isolation is switched off"
+	}
 }
 
 // groupProjects gives each group's project ("" for a namespace in no

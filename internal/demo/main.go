@@ -1,10 +1,19 @@
 // Command demo shows calico-pni at work on a local API server: it starts
 // kube-apiserver and etcd with Calico's CRDs, loads the article-shaped
-// cluster (testdata/article-cluster.yaml), runs `calico-pni run` as a
-// child process, prints the policies and namespace statuses it wrote, then
-// moves a namespace to another project and shows the daemon follow.
+// cluster (testdata/article-cluster.yaml) and its workloads
+// (testdata/article-workloads.yaml), runs `calico-pni run` as a child
+// process, prints the policies and namespace statuses it wrote, lets a
+// tenant try to open a wall and explains a connection, prints the matrix
+// of projects, then moves a namespace to another project and shows the
+// daemon follow.
 //
-// Run it with `make demo`, which builds what it needs first.
+// By default the API server stands for today's Calico (3.30, with tiers),
+// so that calico-pni's `auto` enforcement puts its walls in a tier of its
+// own; --default-tier stands for the article's Calico 3.28, without tiers,
+// where the walls share the default tier with everyone's policies.
+//
+// Run it with `make demo` or `make demo-default-tier`, which build what
+// it needs first.
 package main
 
 import (
@@ -12,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,31 +43,74 @@ import (
 )
 
 func main() {
-	if err := demo(); err != nil {
+	defaultTier := flag.Bool("default-tier", false, "stand for Calico 3.28, without tiers, as in the article: calico-pni's policies go into the default tier")
+	flag.Parse()
+	m := tierMode
+	if *defaultTier {
+		m = defaultTierMode
+	}
+	if err := demo(m); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-var api = calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}}
+// mode is the Calico the demo's API server stands for.
+type mode struct {
+	what string
+	opts testbed.Options
+	api  calico.API
+	// tier is calico-pni's own tier, "" when its policies go into the
+	// default tier.
+	tier string
+}
 
-func demo() error {
+var (
+	// tierMode: Calico 3.28's CRDs from the Go module with the Tier and
+	// StagedGlobalNetworkPolicy CRDs and the spec.tier field of Calico
+	// 3.29 and 3.30 (testdata/crds), ClusterInformation saying 3.30.
+	tierMode = mode{
+		what: "Calico 3.30's CRDs (3.28's, with the Tier and staged-policy CRDs and spec.tier of 3.29 and 3.30: testdata/crds)",
+		opts: testbed.Options{CalicoV1: true, CalicoStaged: true, CalicoVersion: "v3.30.3"},
+		api:  calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 30}},
+		tier: "calico-pni",
+	}
+	defaultTierMode = mode{
+		what: "Calico 3.28's CRDs (no tiers: calico-pni's policies go into the default tier)",
+		opts: testbed.Options{CalicoV1: true, CalicoVersion: "v3.28.5"},
+		api:  calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 28}},
+	}
+)
+
+// stored is the name Calico stores one of calico-pni's policies under.
+func (m mode) stored(name string) string {
+	if m.tier == "" {
+		return m.api.StoredName(policies.NamePrefix + name)
+	}
+	return m.api.StoredNameIn(m.tier, policies.TierNamePrefix+name)
+}
+
+func demo(m mode) error {
 	root, err := testbed.RepoRoot()
 	if err != nil {
 		return err
 	}
-	step("Starting kube-apiserver and etcd with Calico 3.28's CRDs")
-	env, err := testbed.Start(testbed.Options{CalicoV1: true, CalicoVersion: "v3.28.5"})
+	step("Starting kube-apiserver and etcd with " + m.what)
+	env, err := testbed.Start(m.opts)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
 	ctx := context.Background()
 	fixture := filepath.Join(root, "testdata", "article-cluster.yaml")
+	workloads := filepath.Join(root, "testdata", "article-workloads.yaml")
 	if err := env.LoadCluster(ctx, fixture); err != nil {
 		return err
 	}
-	fmt.Printf("Loaded %s: two projects (p-b6jcw, p-mcb29), the System project (p-7xq2n), three nodes.\n", rel(root, fixture))
+	if err := env.LoadWorkloads(ctx, workloads); err != nil {
+		return err
+	}
+	fmt.Printf("Loaded %s: two projects (p-b6jcw, p-mcb29), the System project (p-7xq2n), four nodes;\nand %s: pods with their addresses, and the users' own policies.\n", rel(root, fixture), rel(root, workloads))
 
 	dir, err := os.MkdirTemp("", "calico-pni-demo-")
 	if err != nil {
@@ -97,13 +150,20 @@ func demo() error {
 	}
 	fmt.Printf("Ready after its first pass (%s after start).\n", time.Since(started).Round(time.Millisecond))
 
-	step("Calico policies it wrote (crd.projectcalico.org/v1, stored as default.<name> on Calico 3.28)")
-	if err := printPolicies(ctx, env); err != nil {
+	run := func(args ...string) error { return runCommand(binary, kubeconfig, args...) }
+	if m.tier != "" {
+		step("The tier it wrote: " + m.tier + ", before the default tier where every Kubernetes NetworkPolicy lives")
+		if err := printTier(ctx, env, m); err != nil {
+			return err
+		}
+	}
+	step("Calico policies it wrote (crd.projectcalico.org/v1, named as Calico " + m.api.Version.String() + " stores them)")
+	if err := printPolicies(ctx, env, m); err != nil {
 		return err
 	}
 	step("Two of them in full")
-	for _, name := range []string{"default.pni-project-p-b6jcw", "default.pni-allow-kube-api"} {
-		if err := printPolicyYAML(ctx, env, name); err != nil {
+	for _, name := range []string{m.stored("project-p-b6jcw"), m.stored("allow-kube-api")} {
+		if err := printPolicyYAML(ctx, env, m, name); err != nil {
 			return err
 		}
 	}
@@ -111,7 +171,25 @@ func demo() error {
 	if err := printStatuses(ctx, env, binary, kubeconfig); err != nil {
 		return err
 	}
+	if err := openWall(ctx, env, m, run, logPath); err != nil {
+		return err
+	}
+	step("Who can reach whom, project by project: calico-pni matrix --by project --kubeconfig ...")
+	if err := run("matrix", "--by", "project"); err != nil {
+		return err
+	}
+	if err := moveNamespace(ctx, env, m, logPath); err != nil {
+		return err
+	}
+	step("What the daemon logged")
+	printLog(logPath)
+	fmt.Println("\nDone. `make test` runs the full test suite; docs/ explains each policy and the design.")
+	return nil
+}
 
+// moveNamespace moves shop-batch to a new project, as Rancher would, and
+// waits for the daemon to follow.
+func moveNamespace(ctx context.Context, env *testbed.Env, m mode, logPath string) error {
 	step("Moving namespace shop-batch from project p-b6jcw to a new project p-q8r2t (as Rancher would)")
 	ns, err := env.Kube.CoreV1().Namespaces().Get(ctx, "shop-batch", metav1.GetOptions{})
 	if err != nil {
@@ -141,13 +219,7 @@ func demo() error {
 	fmt.Printf("Followed in %s: shop-batch is %s in project %s, selected by %s.\n",
 		time.Since(moved).Round(time.Millisecond), st.State, st.Project, strings.Join(st.Policies, ", "))
 	step("Policies now")
-	if err := printPolicies(ctx, env); err != nil {
-		return err
-	}
-	step("What the daemon logged")
-	printLog(logPath)
-	fmt.Println("\nDone. `make test` runs the full test suite; docs/ explains each policy and the design.")
-	return nil
+	return printPolicies(ctx, env, m)
 }
 
 func step(s string) { fmt.Printf("\n==> %s\n\n", s) }
@@ -183,8 +255,8 @@ func waitReady(port int) error {
 	return fmt.Errorf("calico-pni did not become ready within a minute")
 }
 
-func managed(ctx context.Context, env *testbed.Env) ([]unstructured.Unstructured, error) {
-	list, err := env.Dynamic.Resource(api.Resource("GlobalNetworkPolicy")).List(ctx, metav1.ListOptions{LabelSelector: calico.ManagedByLabel + "=" + calico.ManagedByValue})
+func managed(ctx context.Context, env *testbed.Env, m mode) ([]unstructured.Unstructured, error) {
+	list, err := env.Dynamic.Resource(m.api.Resource("GlobalNetworkPolicy")).List(ctx, metav1.ListOptions{LabelSelector: calico.ManagedByLabel + "=" + calico.ManagedByValue})
 	if err != nil {
 		return nil, err
 	}
@@ -192,8 +264,8 @@ func managed(ctx context.Context, env *testbed.Env) ([]unstructured.Unstructured
 	return list.Items, nil
 }
 
-func printPolicies(ctx context.Context, env *testbed.Env) error {
-	items, err := managed(ctx, env)
+func printPolicies(ctx context.Context, env *testbed.Env, m mode) error {
+	items, err := managed(ctx, env, m)
 	if err != nil {
 		return err
 	}
@@ -217,8 +289,8 @@ func printPolicies(ctx context.Context, env *testbed.Env) error {
 	return w.Flush()
 }
 
-func printPolicyYAML(ctx context.Context, env *testbed.Env, name string) error {
-	u, err := env.Dynamic.Resource(api.Resource("GlobalNetworkPolicy")).Get(ctx, name, metav1.GetOptions{})
+func printPolicyYAML(ctx context.Context, env *testbed.Env, m mode, name string) error {
+	u, err := env.Dynamic.Resource(m.api.Resource("GlobalNetworkPolicy")).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,10 @@ const (
 	// on or off, so that no single write of the switch denies what both the
 	// state before and the state after allow (package plan).
 	ClassHold Class = "hold"
+	// ClassHandover marks the copy of Rancher's own isolation policies of
+	// a namespace that calico-pni keeps while Rancher's isolation is
+	// switched off (policies/handover.go).
+	ClassHandover Class = "handover"
 )
 
 // Policy is one Calico policy as calico-pni wants it, before it is given the

@@ -178,3 +178,17 @@ func ReplaceTerms(s Selector, key string, fn func(Term) Selector) Selector {
 	}
 	return s
 }
+
+// OrTerms returns the parts of a selector joined by || at its top (nested
+// ||s flattened), or the selector itself.
+func OrTerms(s Selector) []Selector {
+	x, ok := s.(orSel)
+	if !ok {
+		return []Selector{s}
+	}
+	var out []Selector
+	for _, y := range x.xs {
+		out = append(out, OrTerms(y)...)
+	}
+	return out
+}

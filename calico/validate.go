@@ -44,8 +44,8 @@ func (v *validator) policy(p Policy) {
 			v.fail("metadata.namespace", "%q: %s", p.Namespace, strings.Join(errs, "; "))
 		}
 	}
-	if p.Class != ClassAllow && p.Class != ClassBaseline && p.Class != ClassHold {
-		v.fail("class", "must be %q, %q or %q", ClassAllow, ClassBaseline, ClassHold)
+	if p.Class != ClassAllow && p.Class != ClassBaseline && p.Class != ClassHold && p.Class != ClassHandover {
+		v.fail("class", "must be %q, %q, %q or %q", ClassAllow, ClassBaseline, ClassHold, ClassHandover)
 	}
 	s := p.Spec
 	if s.Tier != "" {

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -105,7 +106,12 @@ func ListSnapshot(ctx context.Context, kube kubernetes.Interface) (policies.Snap
 		return s.Snap, err
 	}
 	pods, err := ListPods(ctx, kube)
+	if err != nil {
+		return s.Snap, err
+	}
 	s.AddPods(pods)
+	rancherPolicies, err := ListRancherPolicies(ctx, kube)
+	s.AddRancherPolicies(rancherPolicies)
 	return s.Snap, err
 }
 
@@ -333,4 +339,25 @@ func TrimManagedFields(obj any) (any, error) {
 		o.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// AddRancherPolicies keeps, of the NetworkPolicies given, those of
+// Rancher's own project network isolation.
+func (s *State) AddRancherPolicies(list []*networkingv1.NetworkPolicy) {
+	s.Snap.RancherPolicies = nil
+	for _, np := range list {
+		if rancher.IsRancherPolicy(np.Labels) {
+			s.Snap.RancherPolicies = append(s.Snap.RancherPolicies, np)
+		}
+	}
+}
+
+// ListRancherPolicies lists the NetworkPolicies of Rancher's own project
+// network isolation.
+func ListRancherPolicies(ctx context.Context, kube kubernetes.Interface) ([]*networkingv1.NetworkPolicy, error) {
+	list, err := kube.NetworkingV1().NetworkPolicies(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: rancher.CreatorLabel + "=" + rancher.CreatorNorman})
+	if err != nil {
+		return nil, fmt.Errorf("listing Rancher's NetworkPolicies: %w", err)
+	}
+	return Pointers(list.Items), nil
 }

@@ -102,6 +102,9 @@ type Controller struct {
 	cronID   cron.EntryID
 	schedule string
 	problems []string
+	// rancherNamespaces is what the last pass counted of Rancher's
+	// isolation (reportRancher).
+	rancherNamespaces int
 	last     PassResult
 	lastOf   map[string]PassResult
 

@@ -73,6 +73,11 @@ func (c *Controller) fromServer(ctx context.Context, w *policyWatch) (*cluster.S
 		return nil, false, err
 	}
 	s.AddPods(pods)
+	rancherPolicies, err := cluster.ListRancherPolicies(ctx, c.o.Kube)
+	if err != nil {
+		return nil, false, err
+	}
+	s.AddRancherPolicies(rancherPolicies)
 	if s.Policies, err = cluster.ListManaged(ctx, c.o.Dynamic, w.api); err != nil {
 		return nil, false, err
 	}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,26 @@ func (c *Controller) reportProblems(problems []string) {
 		if c.o.Recorder != nil && c.o.Self != nil {
 			c.o.Recorder.Event(c.o.Self, corev1.EventTypeWarning, "ClusterProblem", p)
 		}
+	}
+}
+
+// reportRancher says when the cluster starts or stops running Rancher's
+// own project network isolation beside calico-pni.
+func (c *Controller) reportRancher(namespaces int) {
+	c.o.Metrics.RancherIsolation.Set(float64(namespaces))
+	c.mu.Lock()
+	was := c.rancherNamespaces
+	c.rancherNamespaces = namespaces
+	c.mu.Unlock()
+	switch {
+	case namespaces > 0 && was == 0:
+		msg := fmt.Sprintf("Rancher's own project network isolation also applies in %d namespaces (its NetworkPolicies labelled cattle.io/creator: norman); calico-pni keeps a copy of them until Rancher's isolation is switched off: docs/migrate-from-rancher.md", namespaces)
+		c.log.Warn(msg)
+		if c.o.Recorder != nil && c.o.Self != nil {
+			c.o.Recorder.Event(c.o.Self, corev1.EventTypeNormal, "RancherIsolation", msg)
+		}
+	case namespaces == 0 && was > 0:
+		c.log.Info("Rancher's own project network isolation is gone: calico-pni alone isolates the projects")
 	}
 }
 

@@ -1,16 +1,19 @@
 package controller_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -44,8 +47,9 @@ import (
 var noGapVersions = []string{"v3.28.5", "v3.30.1"}
 
 // noGapEnv starts an API server for a Calico version with the article
-// fixture.
-func noGapEnv(t *testing.T, version string) (*testbed.Env, calico.API) {
+// fixture, or with the workloads files given (each holding a whole
+// cluster).
+func noGapEnv(t *testing.T, version string, workloads ...string) (*testbed.Env, calico.API) {
 	t.Helper()
 	v, err := calico.ParseVersion(version)
 	if err != nil {
@@ -57,8 +61,15 @@ func noGapEnv(t *testing.T, version string) (*testbed.Env, calico.API) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Stop() })
-	if err := e.LoadCluster(context.Background(), filepath.Join("..", "testdata", "article-cluster.yaml")); err != nil {
-		t.Fatal(err)
+	for _, path := range workloads {
+		if err := e.LoadWorkloads(context.Background(), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(workloads) == 0 {
+		if err := e.LoadCluster(context.Background(), filepath.Join("..", "testdata", "article-cluster.yaml")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return e, calico.API{Group: calico.GroupV1, Version: v, Tiers: opts.CalicoTiers, Staged: opts.CalicoStaged}
 }
@@ -389,6 +400,70 @@ func TestNoGapInterruptedCleanup(t *testing.T) {
 				}
 				return nil
 			})
+		})
+	}
+}
+
+// Rancher's own isolation switched off while calico-pni runs: every
+// policy labelled cattle.io/creator: norman deleted one after the other,
+// in an order of the test's choosing, with passes of calico-pni in
+// between, as Rancher deletes them. No state between "Rancher's isolation
+// beside calico-pni" and "calico-pni alone" denies what both allow, in
+// the default tier and in calico-pni's own tier (where calico-pni keeps
+// a copy of Rancher's policies until the last is gone:
+// policies/handover.go).
+func TestNoGapRancherSwitchOff(t *testing.T) {
+	fixture := filepath.Join("..", "testdata", "article-rancher-isolation.yaml")
+	for _, version := range noGapVersions {
+		t.Run(version, func(t *testing.T) {
+			e, api := noGapEnv(t, version, fixture)
+			probes, err := replay.ClusterProbes(fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := newTransitions(t, e)
+			tr.probes = probes
+			cfg := config.Default()
+			var r *running
+			tr.check("calico-pni installed beside Rancher's isolation", func() {
+				r = start(t, e, cfg, func(o *controller.Options) { o.Settle, o.Debounce = 200*time.Millisecond, 50*time.Millisecond })
+			}, func() error { return converged(e, cfg, api) })
+			ctx := context.Background()
+			nps, err := e.Kube.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{LabelSelector: "cattle.io/creator=norman"})
+			if err != nil || len(nps.Items) == 0 {
+				t.Fatalf("Rancher's policies: %v, %v", len(nps.Items), err)
+			}
+			tr.check("Rancher's isolation switched off", func() {
+				// hp- and np- before np-default and hn-nodes: the order that
+				// cut the internet from host ports.
+				slices.SortFunc(nps.Items, func(a, b networkingv1.NetworkPolicy) int {
+					rank := func(n string) int {
+						switch {
+						case strings.HasPrefix(n, "hp-"), strings.HasPrefix(n, "np-") && n != "np-default" && n != "np-default-allow-all":
+							return 0
+						case n == "hn-nodes":
+							return 2
+						}
+						return 1
+					}
+					return cmp.Or(cmp.Compare(rank(a.Name), rank(b.Name)), cmp.Compare(a.Namespace+a.Name, b.Namespace+b.Name))
+				})
+				for _, np := range nps.Items {
+					began := r.c.PassesStarted()
+					if err := e.Kube.NetworkingV1().NetworkPolicies(np.Namespace).Delete(ctx, np.Name, metav1.DeleteOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					// A pass of the controller between two deletes.
+					testbed.Eventually(t, wait, func() error {
+						if last := r.c.LastPass(); last.Started <= began {
+							return fmt.Errorf("no pass after deleting %s/%s yet", np.Namespace, np.Name)
+						}
+						return nil
+					})
+				}
+			}, func() error { return converged(e, cfg, api) },
+				expectation{"internet", "ingress-nginx/ingress-nginx-controller-5d8f7c-q8w4z", 80, true, "calico-pni's host-port exception"},
+			)
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -134,6 +135,7 @@ func (c *Controller) desired(w *policyWatch, state *cluster.State, cfg *config.C
 	}
 	desired := policies.Generate(snap, cfg)
 	c.reportProblems(desired.Problems)
+	c.reportRancher(desired.RancherNamespaces)
 	exposed := c.findExposures(w, state, &desired)
 	c.o.Metrics.ExposedNamespaces.Set(float64(exposed))
 	if !w.api.Staged && slices.ContainsFunc(desired.Policies, func(p calico.Policy) bool { return p.Staged }) {
@@ -230,6 +232,7 @@ func (c *Controller) fromCaches(w *policyWatch) *cluster.State {
 	s.Snap.APIEndpoints = policies.APIEndpointsFrom(typed[discoveryv1.EndpointSlice](c.endpoints.GetStore().List()))
 	s.AddServices(typed[corev1.Service](c.services.GetStore().List()))
 	s.AddPods(typed[corev1.Pod](c.pods.GetStore().List()))
+	s.AddRancherPolicies(typed[networkingv1.NetworkPolicy](c.networkPolicies.GetStore().List()))
 	s.Policies = w.managed()
 	return s
 }

@@ -34,6 +34,9 @@ type Metrics struct {
 	// the next step relies on; SettleWaits counts such waits.
 	Settling    prometheus.Gauge
 	SettleWaits prometheus.Counter
+	// RancherIsolation counts the namespaces where Rancher's own project
+	// network isolation has policies, beside calico-pni's walls.
+	RancherIsolation prometheus.Gauge
 }
 
 // New creates the metrics and registers them with reg (nil: not
@@ -89,6 +92,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "calico_pni_settling",
 			Help: "1 while a pass waits for Calico's dataplane to apply writes the next step of the transition relies on (--settle).",
 		}),
+		RancherIsolation: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "calico_pni_rancher_isolation_namespaces",
+			Help: "Namespaces where Rancher's own project network isolation (NetworkPolicies labelled cattle.io/creator: norman) also applies, after the last pass.",
+		}),
 		SettleWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "calico_pni_settle_waits_total",
 			Help: "Times a pass waited for Calico's dataplane between two steps of a transition.",
@@ -114,7 +121,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Passes, m.PassDuration, m.Writes, m.Errors, m.ManagedPolicies,
 			m.Namespaces, m.APIMode, m.Leader, m.ConfigReloads, m.InvalidPolicies, m.ExposedNamespaces,
-			m.Settling, m.SettleWaits)
+			m.Settling, m.SettleWaits, m.RancherIsolation)
 	}
 	return m
 }

@@ -134,6 +134,8 @@ func (plan *policyPlan) planDesired(p calico.Policy, cur *unstructured.Unstructu
 		} else {
 			plan.baseline = append(plan.baseline, ch)
 		}
+	case p.Class == calico.ClassHandover:
+		plan.planHandover(cur, p, in)
 	case Matches(cur, p, in.canon):
 		plan.sufficient[p.Name] = true
 	case p.Class != calico.ClassAllow:
@@ -192,8 +194,9 @@ func coverageOf(in planInput) coverage {
 		switch {
 		case classOf(u) == calico.ClassHold:
 			c.liveHold[u.GetName()] = true
-		case isStaged(u.GetKind()):
-			// Staged policies decide no traffic.
+		case isStaged(u.GetKind()), classOf(u) == calico.ClassHandover:
+			// Staged policies decide no traffic; the copies of Rancher's
+			// policies are not calico-pni's walls.
 		default:
 			t := tierOf(u)
 			c.liveTier[t] = true
@@ -203,7 +206,7 @@ func coverageOf(in planInput) coverage {
 		}
 	}
 	for _, p := range in.desired {
-		if p.Staged {
+		if p.Staged || p.Class == calico.ClassHandover {
 			continue
 		}
 		t := canonicalTier(p.Spec.Tier)
@@ -501,4 +504,37 @@ func andSelectors(a, b string) string {
 		return a
 	}
 	return "(" + a + ") && (" + b + ")"
+}
+
+// planHandover keeps the copy of a namespace's Rancher policies
+// (policies/handover.go) at least as wide as it was: while Rancher's
+// policies are deleted one by one the desired copy shrinks, and the live
+// one must not, until the generator wants none. The copy written is the
+// live one with the desired one's rules and pod selections added.
+func (plan *policyPlan) planHandover(cur *unstructured.Unstructured, p calico.Policy, in planInput) {
+	live, err := calico.SpecOf(cur)
+	if err == nil && classOf(cur) == calico.ClassHandover {
+		p.Spec = handoverUnion(live, p.Spec)
+	}
+	if Matches(cur, p, in.canon) {
+		plan.sufficient[p.Name] = true
+		return
+	}
+	plan.widen = append(plan.widen, update(cur, p, in.api))
+}
+
+// handoverUnion is a copy that admits what either copy admits: the pod
+// selections joined, the rules of both (each pinned to its own pods).
+func handoverUnion(live, want calico.GlobalNetworkPolicySpec) calico.GlobalNetworkPolicySpec {
+	out := want
+	out.Selector = policies.OrSelectors([]string{live.Selector, want.Selector})
+	out.Types = nil
+	for _, t := range []calico.PolicyType{calico.Ingress, calico.Egress} {
+		if slices.Contains(live.Types, t) || slices.Contains(want.Types, t) {
+			out.Types = append(out.Types, t)
+		}
+	}
+	out.Ingress = unionRules(live.Ingress, want.Ingress, nil, nil)
+	out.Egress = unionRules(live.Egress, want.Egress, nil, nil)
+	return out
 }

@@ -241,3 +241,41 @@ func TestUnionSpec(t *testing.T) {
 		t.Errorf("union with the kube-api rule (%v): %s", ok, calico.CanonicalSpec(u))
 	}
 }
+
+// The copy of a namespace's Rancher policies never shrinks while one of
+// them remains: a desired copy with fewer rules leaves the live one as it
+// is, one with a new rule is written as the union.
+func TestPlanKeepsTheRancherCopyWhole(t *testing.T) {
+	copyOf := func(rules ...calico.Rule) calico.Policy {
+		p := withIngress(testPolicy("pni-rancher-shop", calico.ClassHandover, "projectcalico.org/name == 'shop'"), rules...)
+		return p
+	}
+	a, b, c := allowRule("p == 'a'"), allowRule("p == 'b'"), allowRule("p == 'c'")
+	a.Destination.Selector, b.Destination.Selector, c.Destination.Selector = "x == 'a'", "x == 'b'", "x == 'c'"
+	whole := copyOf(a, b)
+	whole.Spec.Selector = "(x == 'a') || (x == 'b')"
+	live := []*unstructured.Unstructured{live(whole, "3")}
+
+	shrunk := copyOf(a)
+	shrunk.Spec.Selector = "x == 'a'"
+	plan := planPolicies(planInput{desired: []calico.Policy{shrunk}, api: api328, managed: live, canon: CanonicalOf})
+	if len(plan.widen)+len(plan.narrow) != 0 {
+		t.Errorf("a copy whose Rancher policies shrank was rewritten: widen %q narrow %q", names(plan.widen), names(plan.narrow))
+	}
+
+	grown := copyOf(a, c)
+	grown.Spec.Selector = "(x == 'a') || (x == 'c')"
+	plan = planPolicies(planInput{desired: []calico.Policy{grown}, api: api328, managed: live, canon: CanonicalOf})
+	if len(plan.widen) != 1 || len(plan.narrow) != 0 {
+		t.Fatalf("widen %q narrow %q, want one widening write", names(plan.widen), names(plan.narrow))
+	}
+	spec := plan.widen[0].Policy.Spec
+	if len(spec.Ingress) != 3 || spec.Selector != "(x == 'a') || (x == 'b') || (x == 'c')" {
+		t.Errorf("the copy written: selector %q, %d rules; want every pod and rule of both", spec.Selector, len(spec.Ingress))
+	}
+
+	plan = planPolicies(planInput{api: api328, managed: live, canon: CanonicalOf})
+	if got := names(plan.narrow); len(got) != 1 || got[0] != "delete pni-rancher-shop" {
+		t.Errorf("with no Rancher policy left: narrow %q, want the copy deleted", got)
+	}
+}

@@ -33,6 +33,9 @@ type Desired struct {
 	// Tier is calico-pni's own tier in tier mode (nil in default-tier
 	// mode): it is written before the policies in it and removed after them.
 	Tier *calico.Tier
+	// RancherNamespaces counts the namespaces where Rancher's own project
+	// network isolation has policies.
+	RancherNamespaces int
 }
 
 // InvalidPolicy is a policy that would have been written but failed
@@ -226,6 +229,14 @@ func (g *generator) run(snap Snapshot) Desired {
 	if staged {
 		g.build(snap, infos, byName, view{rollout: config.RolloutStage, label: StagedLabel, prefix: g.prefix + "staged-", staged: true})
 	}
+	for _, p := range g.handover(snap) {
+		if err := calico.Validate(p); err != nil {
+			g.d.Invalid = append(g.d.Invalid, InvalidPolicy{Name: p.Name, Err: err})
+			continue
+		}
+		g.d.Policies = append(g.d.Policies, p)
+	}
+	g.noteRancher(snap, byName)
 	sortPolicies(g.d.Policies)
 	g.d.Namespaces = make([]NamespaceState, 0, len(infos))
 	for _, info := range infos {

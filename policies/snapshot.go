@@ -22,6 +22,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/calico-pni/calico-pni/calico"
@@ -88,6 +89,9 @@ type Snapshot struct {
 	APIEndpoints     []APIEndpoint
 	ExternalServices []Service
 	HostPortPods     []HostPortPod
+	// RancherPolicies are the Kubernetes NetworkPolicies of Rancher's own
+	// project network isolation (labelled cattle.io/creator: norman).
+	RancherPolicies []*networkingv1.NetworkPolicy
 	// CalicoVersion is the cluster's Calico version (zero when unknown).
 	CalicoVersion calico.Version
 }

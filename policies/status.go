@@ -76,6 +76,11 @@ type Status struct {
 	// open the namespace's walls (package exposures). They are
 	// information, not problems: the namespace stays isolated.
 	Exposures []Exposure `json:"exposures,omitempty"`
+	// Rancher names the policies of Rancher's own project network
+	// isolation in the namespace: they apply to its pods beside
+	// calico-pni's walls until Rancher's isolation is switched off
+	// (docs/migrate-from-rancher.md).
+	Rancher []string `json:"rancher,omitempty"`
 	// Transition, while the namespace moves between projects together
 	// with others (transit labels), says from where to where; the status
 	// that ends the move has none.

@@ -13,7 +13,6 @@ import (
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/cluster"
@@ -198,9 +197,9 @@ func (in *evalInput) index(c *evaluator.Cluster) *evaluator.Index {
 
 // readCluster lists the objects from a live cluster.
 func readCluster(kubeconfig string, r *objects.Reader) (calico.API, error) {
-	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	rest, err := restConfig(kubeconfig)
 	if err != nil {
-		return calico.API{}, fmt.Errorf("--kubeconfig: %w", err)
+		return calico.API{}, err
 	}
 	rest.QPS, rest.Burst = 100, 200
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/cluster"
@@ -124,9 +123,9 @@ func servesStaged(v calico.Version) bool {
 }
 
 func renderFromCluster(kubeconfig, api, version string) (policies.Snapshot, calico.API, error) {
-	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	rest, err := restConfig(kubeconfig)
 	if err != nil {
-		return policies.Snapshot{}, calico.API{}, fmt.Errorf("--kubeconfig: %w", err)
+		return policies.Snapshot{}, calico.API{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

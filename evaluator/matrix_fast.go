@@ -197,6 +197,15 @@ func (t *sideTable) sortPeers(l *sideList) {
 			buf = append(buf, '|')
 			buf = append(buf, t.services[d]...)
 		}
+		if !fastEndpoint(ep) {
+			// A host, an external address or a pod that cannot be
+			// evaluated is a class of its own: its side depends on more
+			// than what the rules see of its address (its node, the
+			// tunnel and node addresses its traffic may come from;
+			// Index.side).
+			buf = append(buf, '#')
+			buf = strconv.AppendInt(buf, int64(d), 10)
+		}
 		id, ok := ids[string(buf)]
 		if !ok {
 			id = int32(len(l.peerRep))

@@ -17,7 +17,9 @@ import (
 // TestMatrixTables: the matrix shares one evaluation between pairs that
 // every rule treats alike; its cells must be those of evaluating every
 // pair in full, on the article fixture (today and under calico-pni's
-// policies) and on a synthetic cluster with users' NetworkPolicies.
+// policies), on the article cluster under Rancher's own isolation (whose
+// host-network pods must never lend their outcome to a pod of the same
+// peer class) and on a synthetic cluster with users' NetworkPolicies.
 func TestMatrixTables(t *testing.T) {
 	r := objects.NewReader()
 	r.KeepSnapshot = true
@@ -35,17 +37,26 @@ func TestMatrixTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rr := objects.NewReader()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "article-rancher-isolation.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rr.ReadFile("article-rancher-isolation.yaml", data); err != nil {
+		t.Fatal(err)
+	}
 	c := synthetic.New(synthetic.Size{Namespaces: 200, Projects: 15, Nodes: 5})
 	items, err := c.EvaluatorObjects(c.Workloads(2, 80))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	data, _ = json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 	sr := objects.NewReader()
 	if err := sr.ReadFile("synthetic", data); err != nil {
 		t.Fatal(err)
 	}
-	clusters := map[string]*evaluator.Cluster{"article today": &article.Cluster, "article preview": preview, "synthetic": &sr.Finish().Cluster}
+	clusters := map[string]*evaluator.Cluster{"article today": &article.Cluster, "article preview": preview,
+		"article under Rancher's isolation": &rr.Finish().Cluster, "synthetic": &sr.Finish().Cluster}
 	byNamespace := func(ns *evaluator.Namespace) string { return ns.Name }
 	for name, cl := range clusters {
 		for _, port := range []uint16{0, 8080} {
@@ -63,6 +74,7 @@ func TestMatrixTables(t *testing.T) {
 					slices.Sort(a.DeniedBy)
 					slices.Sort(b.DeniedBy)
 					if a.Verdict != b.Verdict || a.Pairs != b.Pairs || a.Allowed != b.Allowed || a.Denied != b.Denied || a.Partial != b.Partial ||
+						a.Undecided != b.Undecided || a.Reason != b.Reason ||
 						!slices.Equal(a.Ports, b.Ports) || !slices.Equal(a.AllowedBy, b.AllowedBy) || !slices.Equal(a.DeniedBy, b.DeniedBy) {
 						t.Errorf("%s, port %d, %s -> %s:\n shared %+v\n full   %+v", name, port, fast.Groups[i], fast.Groups[j], a, b)
 					}

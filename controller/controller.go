@@ -105,8 +105,8 @@ type Controller struct {
 	// rancherNamespaces is what the last pass counted of Rancher's
 	// isolation (reportRancher).
 	rancherNamespaces int
-	last     PassResult
-	lastOf   map[string]PassResult
+	last              PassResult
+	lastOf            map[string]PassResult
 
 	// recent holds this replica's writes the informers have not seen yet.
 	recent *recent

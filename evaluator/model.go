@@ -97,16 +97,9 @@ type ServiceEndpoint struct {
 	Port     uint16
 }
 
-// Node is a node's addresses.
-type Node struct {
-	Name string
-	// Addresses are the node's internal and external IPs.
-	Addresses []netip.Addr
-	// HostAddresses are the addresses traffic from the node's host network
-	// may come from when it reaches a pod on another node: the internal
-	// IPs, the node IP Calico uses and Calico's tunnel addresses.
-	HostAddresses []netip.Addr
-}
+// Node is a node's addresses: one type for the generator and the
+// evaluator (calico.Node).
+type Node = calico.Node
 
 // Tier is a Calico Tier.
 type Tier struct {

@@ -84,7 +84,7 @@ func (r *Reader) calicoObject(u *unstructured.Unstructured, group string) error 
 			r.version = v
 		}
 	default:
-		r.notes = append(r.notes, fmt.Sprintf("%s %s %s: skipped: not a kind the evaluator reads", group, kind, u.GetName()))
+		r.notes = append(r.notes, fmt.Sprintf("%s %s %s: skipped: not a kind calico-pni reads", group, kind, u.GetName()))
 	}
 	return nil
 }

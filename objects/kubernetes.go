@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/calico-pni/calico-pni/evaluator"
@@ -21,19 +22,17 @@ const (
 	podIPAnnotation  = "cni.projectcalico.org/podIP"
 )
 
-func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) error {
+// kubernetes reads an object of Kubernetes' own API groups; at names it
+// in notes.
+func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion, at string) error {
 	kind := u.GetKind()
-	keep := func() {
-		if r.KeepSnapshot {
-			r.snapshot = append(r.snapshot, u.Object)
-		}
-	}
 	switch {
 	case apiVersion == "v1" && kind == "Namespace":
-		keep()
 		r.cluster.Namespaces = append(r.cluster.Namespaces, evaluator.Namespace{Name: u.GetName(), Labels: u.GetLabels(), Annotations: u.GetAnnotations()})
+		if r.snap != nil {
+			return r.snap.AddNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Labels: u.GetLabels(), Annotations: u.GetAnnotations()}})
+		}
 	case apiVersion == "v1" && kind == "Pod":
-		keep()
 		var pod corev1.Pod
 		if err := convert(u, &pod); err != nil {
 			return err
@@ -43,8 +42,10 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 			return err
 		}
 		r.cluster.Pods = append(r.cluster.Pods, p)
+		if r.snap != nil {
+			return r.snap.AddPod(&pod)
+		}
 	case apiVersion == "v1" && kind == "Node":
-		keep()
 		var n corev1.Node
 		if err := convert(u, &n); err != nil {
 			return err
@@ -52,17 +53,29 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 		if err := policies.CheckNodeAddresses(&n); err != nil {
 			return err
 		}
-		node := policies.NodeFrom(&n)
-		r.cluster.Nodes = append(r.cluster.Nodes, evaluator.Node{Name: node.Name, Addresses: node.Addresses, HostAddresses: node.HostAddresses})
+		r.cluster.Nodes = append(r.cluster.Nodes, policies.NodeFrom(&n))
+		if r.snap != nil {
+			return r.snap.AddNode(&n)
+		}
 	case apiVersion == "v1" && kind == "Service":
-		keep()
+		// The evaluator reads Services through their EndpointSlices; the
+		// generator reads the external ones.
+		if r.snap != nil {
+			var svc corev1.Service
+			if err := convert(u, &svc); err != nil {
+				return err
+			}
+			return r.snap.AddService(&svc)
+		}
 	case apiVersion == "v1" && kind == "ServiceAccount":
 		r.cluster.ServiceAccounts = append(r.cluster.ServiceAccounts, evaluator.ServiceAccount{Namespace: u.GetNamespace(), Name: u.GetName(), Labels: u.GetLabels()})
 	case apiVersion == "discovery.k8s.io/v1" && kind == "EndpointSlice":
-		keep()
 		var s discoveryv1.EndpointSlice
 		if err := convert(u, &s); err != nil {
 			return err
+		}
+		if r.snap != nil {
+			r.snap.AddEndpointSlice(&s)
 		}
 		return r.endpointSlice(&s)
 	case apiVersion == "networking.k8s.io/v1" && kind == "NetworkPolicy":
@@ -76,8 +89,11 @@ func (r *Reader) kubernetes(u *unstructured.Unstructured, apiVersion string) err
 		r.cluster.Policies = append(r.cluster.Policies, p)
 		r.knpSeen[np.Namespace+"/"+np.Name] = true
 		r.noteRancher(&np, &p)
+		if r.snap != nil {
+			r.snap.AddNetworkPolicy(&np)
+		}
 	default:
-		r.notes = append(r.notes, fmt.Sprintf("%s %s: skipped: not a kind the evaluator reads", apiVersion, kind))
+		r.notes = append(r.notes, at+": skipped: not a kind calico-pni reads")
 	}
 	return nil
 }

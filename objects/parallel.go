@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/calico-pni/calico-pni/policies"
 )
 
 // Reading a large List in parallel. `kubectl get -A -o yaml` prints one
@@ -195,7 +197,12 @@ func (r *Reader) merge(o *Reader) error {
 		c.EndpointToHostAction = oc.EndpointToHostAction
 	}
 	r.notes = append(r.notes, o.notes...)
-	r.snapshot = append(r.snapshot, o.snapshot...)
+	if o.snap != nil {
+		if r.snap == nil {
+			r.snap = &policies.SnapshotBuilder{}
+		}
+		r.snap.Merge(o.snap)
+	}
 	for group, byKey := range o.calico {
 		if r.calico[group] == nil {
 			r.calico[group] = map[string]calicoPolicy{}

@@ -13,20 +13,16 @@ import (
 
 // Preview returns the cluster as it would be with calico-pni's policies
 // and namespace labels in place: computed from the same objects exactly as
-// `calico-pni render` computes them (policies.SnapshotFromObject, the
-// reader of policies.ReadSnapshot, then policies.Generate with cfg),
-// replacing whatever calico-pni wrote before (policies with its
-// managed-by label, and the calico-pni.io/ labels of namespaces). The Set
-// must have been read with KeepSnapshot. version is the cluster's Calico
+// `calico-pni render -f` computes them (the Set's Snapshot, then
+// policies.Generate with cfg), replacing whatever calico-pni wrote before
+// (policies with its managed-by label, and the calico-pni.io/ labels of
+// namespaces). The Set must have been read with KeepSnapshot. version is the cluster's Calico
 // version, which decides some of the policies.
 func Preview(set *Set, cfg *config.Config, version calico.Version) (*evaluator.Cluster, policies.Desired, error) {
 	if set.Snapshot == nil {
 		return nil, policies.Desired{}, fmt.Errorf("the objects were read without keeping the snapshot a preview needs")
 	}
-	snap, _, err := policies.SnapshotFromObject("the cluster's objects", set.Snapshot)
-	if err != nil {
-		return nil, policies.Desired{}, err
-	}
+	snap := *set.Snapshot
 	snap.CalicoVersion = version
 	d := policies.Generate(snap, cfg)
 

@@ -23,16 +23,19 @@ import (
 
 // Reader collects objects into a Cluster. Add objects, then call Finish.
 type Reader struct {
-	// KeepSnapshot keeps the objects calico-pni's generator reads
-	// (Namespaces, Nodes, Services, Pods, EndpointSlices), for a preview.
+	// KeepSnapshot also collects, from the same objects, the input of
+	// calico-pni's generator (Namespaces, Nodes, Services, Pods, the
+	// EndpointSlices of default/kubernetes, Rancher's NetworkPolicies),
+	// for `render -f` and a preview. Set it before the first object.
 	KeepSnapshot bool
 
 	cluster evaluator.Cluster
 	notes   []string
 	// seenAt names where each object was read, by group/kind/id, to
 	// report one that appears twice.
-	seenAt   map[string]string
-	snapshot []any
+	seenAt map[string]string
+	// snap collects the generator's input (nil unless KeepSnapshot).
+	snap *policies.SnapshotBuilder
 	// Calico policies by identity, per API group, to drop the
 	// crd.projectcalico.org/v1 copies of what projectcalico.org/v3 lists.
 	calico map[string]map[string]calicoPolicy
@@ -57,8 +60,9 @@ type Set struct {
 	// CalicoVersion is spec.calicoVersion of a ClusterInformation, if one
 	// was read.
 	CalicoVersion string
-	// Snapshot holds the objects kept with KeepSnapshot, as a List.
-	Snapshot map[string]any
+	// Snapshot is the generator's input, read with KeepSnapshot (nil
+	// without).
+	Snapshot *policies.Snapshot
 	// Notes say what was skipped or chosen, for the user.
 	Notes []string
 	// Rancher holds the NetworkPolicies of Rancher's own project
@@ -158,16 +162,19 @@ func (r *Reader) Add(where string, obj map[string]any) error {
 	}
 	r.seenAt[key] = at
 
+	if r.KeepSnapshot && r.snap == nil {
+		r.snap = &policies.SnapshotBuilder{}
+	}
 	var err error
 	switch group {
 	case "", "discovery.k8s.io", "networking.k8s.io":
-		err = r.kubernetes(u, apiVersion)
+		err = r.kubernetes(u, apiVersion, at)
 	case calico.GroupV1, calico.GroupV3:
 		err = r.calicoObject(u, group)
 	case "policy.networking.k8s.io":
 		r.cluster.Unsupported = append(r.cluster.Unsupported, fmt.Sprintf("%s %s is present: Kubernetes admin network policies are enforced by Calico in tiers of their own, which the evaluator does not model", kind, id))
 	default:
-		r.notes = append(r.notes, at+": skipped: not a kind the evaluator reads")
+		r.notes = append(r.notes, at+": skipped: not a kind calico-pni reads")
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)
@@ -211,8 +218,9 @@ func (r *Reader) Finish() *Set {
 	}
 	sortCluster(&c)
 	set := &Set{Cluster: c, CalicoVersion: r.version, Notes: r.notes}
-	if r.KeepSnapshot {
-		set.Snapshot = map[string]any{"apiVersion": "v1", "kind": "List", "items": r.snapshot}
+	if r.snap != nil {
+		snap := r.snap.Snapshot()
+		set.Snapshot = &snap
 	}
 	set.Rancher = r.rancher
 	return set

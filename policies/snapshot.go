@@ -36,18 +36,9 @@ type Namespace struct {
 	Annotations map[string]string
 }
 
-// Node is what the generator reads of a node.
-type Node struct {
-	Name string
-	// Addresses are the node's internal and external IPs: where pods may
-	// reach the API server.
-	Addresses []netip.Addr
-	// HostAddresses are the addresses traffic from the node's host network
-	// comes from: Calico's tunnel addresses (IPIP, VXLAN, WireGuard), the
-	// node IP Calico uses, and the internal IPs. With IPIP or VXLAN in
-	// CrossSubnet mode both the tunnel and the node address occur.
-	HostAddresses []netip.Addr
-}
+// Node is a node's addresses: one type for the generator and the
+// evaluator (calico.Node).
+type Node = calico.Node
 
 // APIEndpoint is one endpoint of the default/kubernetes Service: where the
 // API server really listens after kube-proxy's DNAT.

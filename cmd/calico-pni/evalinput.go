@@ -138,11 +138,13 @@ func (in *evalInput) load(stdin io.Reader, wantPreview bool) (*input, error) {
 	}
 	out.preview = preview
 	if in.withoutRancher {
-		alone, n := withoutRancher(preview)
+		bare, n := objects.WithoutRancher(out.set)
 		if n == 0 {
 			out.notes = append(out.notes, "the input has no NetworkPolicy of Rancher's project isolation (label "+rancher.CreatorLabel+": "+rancher.CreatorNorman+"): --without-rancher leaves nothing out")
 		}
-		out.alone = alone
+		if out.alone, _, err = objects.Preview(bare, cfg, version); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -154,24 +156,6 @@ func (in *evalInput) after(loaded *input) *evaluator.Cluster {
 		return loaded.alone
 	}
 	return loaded.preview
-}
-
-// withoutRancher returns the cluster without the NetworkPolicies of
-// Rancher's project isolation, as Rancher leaves it when the isolation is
-// switched off: it deletes every NetworkPolicy labelled cattle.io/creator:
-// norman and nothing else (rancher/rancher clusterHandler.go,
-// deleteNetworkPolicies; the pods keep the label field.cattle.io/podName).
-// It also returns how many it left out.
-func withoutRancher(c *evaluator.Cluster) (*evaluator.Cluster, int) {
-	out := *c
-	out.Policies = make([]evaluator.Policy, 0, len(c.Policies))
-	for _, p := range c.Policies {
-		if p.Kind == evaluator.KubernetesNetworkPolicy && rancher.IsRancherPolicy(p.Labels) {
-			continue
-		}
-		out.Policies = append(out.Policies, p)
-	}
-	return &out, len(c.Policies) - len(out.Policies)
 }
 
 // owners names the policies of Rancher's isolation for the report.

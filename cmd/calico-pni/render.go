@@ -16,12 +16,14 @@ import (
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/objects"
 	"github.com/calico-pni/calico-pni/policies"
 )
 
 func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	file := fs.String("f", "", "read Namespace, Node, Service, Pod and EndpointSlice objects from this YAML or JSON file ('-' for standard input), e.g. the output of `kubectl get ns,nodes,svc,pods,endpointslices -A -o yaml`")
+	var paths files
+	fs.Var(&paths, "f", "read the objects from this YAML or JSON file ('-' for standard input); may be given several times. The generator reads Namespaces, Nodes, Services, Pods, the EndpointSlices of default/kubernetes and Rancher's NetworkPolicies, e.g. from `kubectl get ns,nodes,svc,pods,endpointslices,networkpolicies -A -o yaml`; explain's and matrix's files serve as they are")
 	kubeconfig := fs.String("kubeconfig", "", "read the objects from the cluster of this kubeconfig instead of a file")
 	api := fs.String("api", "", "Calico API to render for: v3 (projectcalico.org/v3) or v1 (crd.projectcalico.org/v1). Default: v3 for a file, detected for a cluster")
 	calicoVersion := fs.String("calico-version", "", "Calico version (e.g. v3.28.5); decides the names of v1 objects. Default: read from the cluster's ClusterInformation")
@@ -34,7 +36,7 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
-	if (*file == "") == (*kubeconfig == "") {
+	if (len(paths) == 0) == (*kubeconfig == "") {
 		fmt.Fprintln(stderr, prog+" render: give exactly one of -f and --kubeconfig")
 		return exitUsage
 	}
@@ -51,8 +53,8 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	var snap policies.Snapshot
 	var target calico.API
-	if *file != "" {
-		snap, target, err = renderFromFile(*file, *api, *calicoVersion, stdin, stderr)
+	if len(paths) > 0 {
+		snap, target, err = renderFromFiles(paths, *api, *calicoVersion, stdin, stderr)
 	} else {
 		snap, target, err = renderFromCluster(*kubeconfig, *api, *calicoVersion)
 	}
@@ -87,18 +89,34 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func renderFromFile(path, api, version string, stdin io.Reader, stderr io.Writer) (policies.Snapshot, calico.API, error) {
-	path, data, err := readInputFile(path, stdin)
-	if err != nil {
-		return policies.Snapshot{}, calico.API{}, err
+// renderFromFiles reads the generator's input from files with the one
+// reader of cluster files (package objects), as explain and matrix do.
+// Without --calico-version, a ClusterInformation among the objects gives
+// the version.
+func renderFromFiles(paths []string, api, version string, stdin io.Reader, stderr io.Writer) (policies.Snapshot, calico.API, error) {
+	r := objects.NewReader()
+	r.KeepSnapshot = true
+	for _, path := range paths {
+		name, data, err := readInputFile(path, stdin)
+		if err != nil {
+			return policies.Snapshot{}, calico.API{}, err
+		}
+		if err := r.ReadFile(name, data); err != nil {
+			return policies.Snapshot{}, calico.API{}, err
+		}
 	}
-	snap, notes, err := policies.ReadSnapshot(path, data)
-	if err != nil {
-		return snap, calico.API{}, err
-	}
-	for _, n := range notes {
+	set := r.Finish()
+	for _, n := range set.Notes {
 		fmt.Fprintln(stderr, prog+" render: note:", n)
 	}
+	if version == "" {
+		version = set.CalicoVersion
+	}
+	snap := policies.Snapshot{}
+	if set.Snapshot != nil {
+		snap = *set.Snapshot
+	}
+	var err error
 	target := calico.API{Group: calico.GroupV3}
 	if api == "v1" {
 		if version == "" {

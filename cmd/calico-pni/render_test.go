@@ -60,7 +60,7 @@ func TestRenderInvalidInput(t *testing.T) {
 		{[]string{"render", "-f", badNS}, badNS + ": document 1 (Namespace shop): metadata.labels: key \"a b\""},
 		{[]string{"render", "-f", filepath.Join(dir, "missing.yaml")}, "no such file"},
 		{[]string{"render", "-f", boolLabel}, boolLabel + `: document 1 (Namespace shop): metadata.labels.app: the value is the boolean true, not a string: YAML 1.1 reads unquoted y, yes, on, true, n, no, off and false as booleans; quote it (app: "...")`},
-		{[]string{"render", "-f", numberLabel}, numberLabel + `: document 1 (Pod p): metadata.labels.version: the value is the number 1, not a string`},
+		{[]string{"render", "-f", numberLabel}, numberLabel + `: document 1 (Pod shop/p): metadata.labels.version: the value is the number 1, not a string`},
 		{[]string{"render", "-f", fixture, "--config", badConfig}, "dns.mode: \"nowhere\" is not a DNS mode"},
 		{[]string{"render", "-f", fixture, "--api", "v1"}, "--api v1 needs --calico-version"},
 		{[]string{"render", "-f", fixture, "--api", "v1", "--calico-version", "latest"}, "--calico-version: Calico version \"latest\""},
@@ -85,7 +85,7 @@ func TestRenderWarnsAndNotes(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "warning: no System project") || !strings.Contains(stderr, "(Secret s): skipped") {
+	if !strings.Contains(stderr, "warning: no System project") || !strings.Contains(stderr, "(Secret app/s): skipped") {
 		t.Errorf("stderr %q", stderr)
 	}
 	if !strings.Contains(stdout, policies.StatusAnnotation) {
@@ -117,5 +117,28 @@ func TestRenderRefusesStagingBeforeCalico330(t *testing.T) {
 	code, stdout, stderr := calicoPNI(t, "", "render", "-f", fixture, "--config", stage, "--calico-version", "v3.30.0")
 	if code != exitOK || !strings.Contains(stdout, "kind: StagedGlobalNetworkPolicy") {
 		t.Errorf("render with rollout: stage for Calico 3.30: exit %d, stderr %q, staged policies printed: %v", code, stderr, strings.Contains(stdout, "kind: StagedGlobalNetworkPolicy"))
+	}
+}
+
+// TestRenderReadsAsExplainDoes: render -f reads with the reader explain
+// and matrix use: several files, standard input, and Rancher's
+// NetworkPolicies, of which it prints the copies calico-pni keeps while
+// they exist (policies.HandoverName).
+func TestRenderReadsAsExplainDoes(t *testing.T) {
+	rancherFile := filepath.Join("..", "..", "testdata", "article-rancher-isolation.yaml")
+	code, stdout, stderr := calicoPNI(t, "", "render", "-f", rancherFile)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "name: "+policies.HandoverName("shop")) {
+		t.Errorf("no copy of shop's Rancher policies in render's output")
+	}
+	extra := "apiVersion: v1\nkind: Namespace\nmetadata: {name: extra, labels: {field.cattle.io/projectId: p-b6jcw}, annotations: {field.cattle.io/projectId: 'c-m4x7q:p-b6jcw'}}\n"
+	code, two, stderr := calicoPNI(t, extra, "render", "-f", fixture, "-f", "-")
+	if code != exitOK {
+		t.Fatalf("two files: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(two, "name: extra") || !strings.Contains(two, "name: shop") {
+		t.Errorf("render of the fixture and a namespace on standard input lacks one of them:\n%s", two)
 	}
 }

@@ -77,7 +77,8 @@ type Result struct {
 	PlainClient         time.Duration
 	SteadyWrites        int
 	SteadyRefreshes     int
-	MoveLatencies       []time.Duration
+	MoveLatencies       []time.Duration // to projects that exist
+	NewMoveLatencies    []time.Duration // to projects that do not exist yet
 	NodeLatencies       []time.Duration
 	PeakRSS             int64 // bytes
 	CPUSeconds          float64
@@ -278,7 +279,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	b.logf("steady state for %s", o.Steady)
 	refreshesBefore := sumMetric(metrics, `calico_pni_passes_total{kind="refresh"`)
-	time.Sleep(o.Steady)
+	select {
+	case <-time.After(o.Steady):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	after, err := d.metrics()
 	if err != nil {
 		return nil, err
@@ -300,7 +305,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		profiles <- nil
 	}
 	b.logf("timing %d project moves", o.Moves)
-	if res.MoveLatencies, err = timeMoves(ctx, b.kube, b.w, b.cluster, o.Moves); err != nil {
+	if res.MoveLatencies, res.NewMoveLatencies, err = timeMoves(ctx, b.kube, b.w, b.cluster, o.Moves); err != nil {
 		return nil, err
 	}
 	b.logf("timing %d node address changes", o.NodeChanges)
@@ -378,8 +383,7 @@ func (d *daemon) saveProfile(path, url string, duration time.Duration) error {
 // does (annotation and label in one update), and measures how long until
 // the namespace carries the new project's label and status and, for a new
 // project, its policy exists.
-func timeMoves(ctx context.Context, kube kubernetes.Interface, w *watcher, c *synthetic.Cluster, moves int) ([]time.Duration, error) {
-	var out []time.Duration
+func timeMoves(ctx context.Context, kube kubernetes.Interface, w *watcher, c *synthetic.Cluster, moves int) (existing, created []time.Duration, err error) {
 	users := c.Namespaces[4:] // after the System namespaces
 	for i := range moves {
 		ns := users[(i*7919)%len(users)]
@@ -392,7 +396,7 @@ func timeMoves(ctx context.Context, kube kubernetes.Interface, w *watcher, c *sy
 		}
 		live, err := kube.CoreV1().Namespaces().Get(ctx, ns.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if live.Labels[policies.ProjectLabel] == target {
 			continue
@@ -401,7 +405,7 @@ func timeMoves(ctx context.Context, kube kubernetes.Interface, w *watcher, c *sy
 		live.Annotations["field.cattle.io/projectId"] = synthetic.ClusterID + ":" + target
 		start := time.Now()
 		if _, err := kube.CoreV1().Namespaces().Update(ctx, live, metav1.UpdateOptions{}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		err = w.waitFor(ctx, time.Minute, func() bool {
 			n := w.namespace(ns.Name)
@@ -413,12 +417,16 @@ func timeMoves(ctx context.Context, kube kubernetes.Interface, w *watcher, c *sy
 		})
 		if err != nil {
 			n := w.namespace(ns.Name)
-			return nil, fmt.Errorf("move %d (%s to %s): %w; the namespace has labels %v and status %s; on the server: %v",
-				i, ns.Name, target, err, n.Labels, n.Annotations[policies.StatusAnnotation], w.policy(projectPolicyNames(target)...) != nil)
+			return nil, nil, fmt.Errorf("move %d (%s to %s): %w; the namespace has labels %v and status %s; on the server: %v",
+				i, ns.Name, target, err, n.Labels, n.Annotations[policies.StatusAnnotation], w.policy(policyNames("project-"+target)...) != nil)
 		}
-		out = append(out, time.Since(start))
+		if i%2 == 1 {
+			created = append(created, time.Since(start))
+		} else {
+			existing = append(existing, time.Since(start))
+		}
 	}
-	return out, nil
+	return existing, created, nil
 }
 
 // timeNodeChanges changes node addresses one at a time and measures how
@@ -439,8 +447,7 @@ func timeNodeChanges(ctx context.Context, kube kubernetes.Interface, w *watcher,
 		}
 		want := addr + "/32"
 		err = w.waitFor(ctx, time.Minute, func() bool {
-			// The kube-api allow of the default tier or of calico-pni's.
-			u := w.policy("pni-allow-kube-api", "pni-tier-allow-kube-api")
+			u := w.policy(policyNames("allow-kube-api")...)
 			if u == nil {
 				return false
 			}

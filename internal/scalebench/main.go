@@ -17,7 +17,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/calico-pni/calico-pni/config"
@@ -56,12 +58,16 @@ func main() {
 		}
 		o.Config = cfg
 	}
+	// Interrupted, a run still stops its daemon, API server and etcd.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var results []*Result
 	for i := range max(*runs, 1) {
 		fmt.Fprintf(os.Stderr, "run %d of %d\n", i+1, max(*runs, 1))
-		res, err := Run(context.Background(), o)
+		res, err := Run(ctx, o)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "scalebench:", err)
+			stop()
 			os.Exit(1)
 		}
 		results = append(results, res)

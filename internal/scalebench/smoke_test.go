@@ -14,7 +14,8 @@ import (
 // TestSmoke runs the whole benchmark on 200 namespaces, so that it cannot
 // rot between the runs recorded in docs/benchmarks.md: on Calico 3.28
 // (default tier only) with users' NetworkPolicies, and on Calico 3.30 in
-// tier mode, where the mode switch and a promotion run too. It checks
+// tier mode, enforcing and staging everything, where the mode switch and
+// a promotion run too. It checks
 // what the benchmark must get right, never how fast: speed is for the
 // full run.
 func TestSmoke(t *testing.T) {
@@ -23,17 +24,21 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		calico       string
+		rollout      string
 		userPolicies int
 		changes      []string
 	}{
-		{calico: "3.28", userPolicies: 40},
-		{calico: "3.30", changes: []string{"enforcement tier → default-tier", "enforcement default-tier → tier", "stage 5 enforced projects", "promote 5 staged projects"}},
+		{calico: "3.28", rollout: config.RolloutEnforce, userPolicies: 40},
+		{calico: "3.30", rollout: config.RolloutEnforce, changes: []string{"enforcement tier → default-tier", "enforcement default-tier → tier", "stage 5 enforced projects", "promote 5 staged projects"}},
+		{calico: "3.30", rollout: config.RolloutStage, changes: []string{"enforcement tier → default-tier", "enforcement default-tier → tier", "promote 5 staged projects"}},
 	} {
-		t.Run("calico "+tc.calico, func(t *testing.T) {
+		t.Run("calico "+tc.calico+" rollout "+tc.rollout, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Rollout = tc.rollout
 			var log bytes.Buffer
 			o := Options{
 				Size:   synthetic.Size{Namespaces: 200, Projects: 20, Nodes: 5},
-				Calico: tc.calico, UserPolicies: tc.userPolicies, Config: config.Default(),
+				Calico: tc.calico, UserPolicies: tc.userPolicies, Config: cfg,
 				Moves: 10, NodeChanges: 5, Promote: 5, Steady: 6 * time.Second, Workers: 8, Log: &log,
 				DaemonArgs: []string{"--settle", "1s"},
 				Cleanup:    CleanupFlags{Workers: 8, QPS: 500, Burst: 1000, Settle: time.Second},
@@ -59,8 +64,8 @@ func checkSmoke(t *testing.T, o Options, res *Result, changes []string) {
 	if res.SteadyWrites != 0 || res.SteadyRefreshes == 0 {
 		t.Errorf("steady state: %d writes over %d refreshes; want none over at least one", res.SteadyWrites, res.SteadyRefreshes)
 	}
-	if len(res.MoveLatencies) == 0 || len(res.NodeLatencies) != o.NodeChanges {
-		t.Errorf("timed %d moves and %d node changes", len(res.MoveLatencies), len(res.NodeLatencies))
+	if len(res.MoveLatencies) == 0 || len(res.NewMoveLatencies) == 0 || len(res.NodeLatencies) != o.NodeChanges {
+		t.Errorf("timed %d moves, %d to new projects, and %d node changes", len(res.MoveLatencies), len(res.NewMoveLatencies), len(res.NodeLatencies))
 	}
 	if res.Policies > o.Size.Projects+25 {
 		t.Errorf("%d policies for %d projects", res.Policies, o.Size.Projects)
@@ -92,7 +97,7 @@ func checkSmoke(t *testing.T, o Options, res *Result, changes []string) {
 	}
 	var out bytes.Buffer
 	report(&out, []*Result{res})
-	for _, want := range []string{"cold start / plain client", "steady state writes | 0", "project moves p50", "cleanup: time, writes"} {
+	for _, want := range []string{"cold start / plain client", "steady state writes | 0", "project moves to new projects p50", "cleanup: time, writes"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -268,16 +268,18 @@ func (w *watcher) policy(names ...string) *unstructured.Unstructured {
 	return nil
 }
 
-// projectPolicyNames are the names a project's allow policy has in the
-// default tier and in calico-pni's.
-func projectPolicyNames(project string) []string {
-	return []string{"pni-project-" + project, "pni-tier-project-" + project}
+// policyNames are the names a calico-pni policy "pni-<what>" has in the
+// default tier and in calico-pni's, enforced or staged
+// (policies/generate.go: the prefixes "pni-", "pni-tier-", and "staged-"
+// after them).
+func policyNames(what string) []string {
+	return []string{"pni-" + what, "pni-tier-" + what, "pni-staged-" + what, "pni-tier-staged-" + what}
 }
 
 // projectPolicy returns the project's allow policy, when the status names
 // it and it is on the server.
 func (w *watcher) projectPolicy(st policies.Status, project string) *unstructured.Unstructured {
-	for _, name := range projectPolicyNames(project) {
+	for _, name := range policyNames("project-" + project) {
 		if slices.Contains(st.Policies, name) {
 			return w.policy(name)
 		}

@@ -95,7 +95,7 @@ func plainClient(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Int
 		for k, v := range ns.Labels {
 			labels["bench-"+k] = v
 		}
-		if p, ok := ns.Labels[policies.ProjectLabel]; ok && len(ns.Labels) > 1 {
+		if p, ok := ns.Labels[policies.ProjectLabel]; ok && ns.Labels[policies.IsolatedLabel] == "true" {
 			relabels = append(relabels, newNamespacePatch(ns.Name, map[string]string{"bench-" + policies.ProjectLabel: p}, nil))
 		}
 		patches[i] = newNamespacePatch(ns.Name, labels, map[string]string{"bench-" + policies.StatusAnnotation: ns.Status.Encode()})

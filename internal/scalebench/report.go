@@ -74,8 +74,8 @@ func report(w io.Writer, runs []*Result) {
 		r.CleanupRemoved.Namespaces, r.CleanupRemoved.Policies, r.CleanupRemoved.Tiers), "")
 }
 
-// spread formats the median of values, and their range when there are
-// several.
+// spread formats the median of values, and their range when they
+// differ.
 func spread(values []float64, format string) string {
 	s := slices.Clone(values)
 	slices.Sort(s)
@@ -84,7 +84,7 @@ func spread(values []float64, format string) string {
 		median = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	out := fmt.Sprintf(format, median)
-	if len(s) > 1 {
+	if s[0] != s[len(s)-1] {
 		out += fmt.Sprintf(" (%s–%s)", fmt.Sprintf(format, s[0]), fmt.Sprintf(format, s[len(s)-1]))
 	}
 	return out

@@ -434,9 +434,13 @@ type statusShape struct {
 	state    policies.State
 	isolated bool
 	project  string
+	tier     string
 	reason   string
 	list     *string
 	n        int
+	// rancher names Rancher's policies in the namespace: a list of each
+	// namespace's own, so it is told apart by content.
+	rancher string
 }
 
 func newEncoder() *encoder { return &encoder{seen: map[statusShape]string{}} }
@@ -445,7 +449,7 @@ func (e *encoder) encode(st policies.Status) string {
 	if len(st.Problems) > 0 || len(st.Exposures) > 0 || len(st.Policies) == 0 || st.Transition != "" {
 		return st.Encode()
 	}
-	k := statusShape{st.State, st.Isolated, st.Project, st.Reason, &st.Policies[0], len(st.Policies)}
+	k := statusShape{st.State, st.Isolated, st.Project, st.Tier, st.Reason, &st.Policies[0], len(st.Policies), strings.Join(st.Rancher, "\x00")}
 	if v, ok := e.seen[k]; ok {
 		return v
 	}

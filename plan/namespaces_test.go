@@ -224,3 +224,24 @@ func TestSpecsRemembersByResourceVersion(t *testing.T) {
 	}
 }
 func noHold(*change) string { return "" }
+
+// Namespaces of one project share the generator's policy list, but only
+// some of them hold Rancher's own policies: each status names its own
+// (policies.Status.Rancher), whatever the namespace before it held.
+func TestPlanNamespacesStatusNamesEachNamespacesRancherPolicies(t *testing.T) {
+	inPlace := func(string) (bool, string) { return true, "" }
+	withRancher := nsState("with-rancher", true, "p-a", "pni-project-p-a")
+	withRancher.Status.Rancher = []string{"hn-nodes", "np-default"}
+	without := nsState("without", true, "p-a")
+	without.Requires, without.Status.Policies = withRancher.Requires, withRancher.Status.Policies // one shared list, as the generator gives it
+	live := map[string]Namespace{"with-rancher": {}, "without": {}}
+	for _, desired := range [][]policies.NamespaceState{{withRancher, without}, {without, withRancher}} {
+		byName, _ := writesOf(planNamespaces(desired, live, inPlace, noHold))
+		for _, d := range desired {
+			w := byName[d.Name]
+			if len(w) == 0 || w[len(w)-1].Status != d.Status.Encode() {
+				t.Errorf("%s (after %s): status written %+v, want %s", d.Name, desired[0].Name, w, d.Status.Encode())
+			}
+		}
+	}
+}

@@ -26,6 +26,8 @@ type daemon struct {
 	log     string
 	started time.Time
 	exited  chan struct{}
+	// config is the configuration file the daemon reads.
+	config string
 }
 
 func startDaemon(binary string, env *testbed.Env, cfg *config.Config, dir, logDir string, extra []string) (*daemon, error) {
@@ -44,7 +46,7 @@ func startDaemon(binary string, env *testbed.Env, cfg *config.Config, dir, logDi
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	d := &daemon{port: port, log: filepath.Join(logDir, "daemon.log")}
+	d := &daemon{port: port, log: filepath.Join(logDir, "daemon.log"), config: cfgPath}
 	logFile, err := os.Create(d.log)
 	if err != nil {
 		return nil, err
@@ -68,6 +70,55 @@ func startDaemon(binary string, env *testbed.Env, cfg *config.Config, dir, logDi
 func (d *daemon) stop() {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.exited
+}
+
+// reload writes a new configuration and tells the daemon with SIGHUP, as
+// a ConfigMap update and `kill -HUP` would.
+func (d *daemon) reload(cfg *config.Config) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	tmp := d.config + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, d.config); err != nil {
+		return err
+	}
+	return d.cmd.Process.Signal(syscall.SIGHUP)
+}
+
+// writes returns how many writes the daemon has made so far.
+func (d *daemon) writes() (int, error) {
+	m, err := d.metrics()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, n := range writesByKind(m) {
+		total += n
+	}
+	return total, nil
+}
+
+// quiet waits until the daemon's write count has not moved for a while,
+// and returns it.
+func (d *daemon) quiet(hold, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	last, err := d.writes()
+	since := time.Now()
+	for err == nil && time.Since(since) < hold {
+		if time.Now().After(deadline) {
+			return last, fmt.Errorf("the daemon still writes after %s", timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+		var n int
+		if n, err = d.writes(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return last, err
 }
 
 func (d *daemon) get(path string) (int, string, error) {

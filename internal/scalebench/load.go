@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/internal/synthetic"
 	"github.com/calico-pni/calico-pni/policies"
 )
@@ -65,12 +66,12 @@ func createCluster(ctx context.Context, kube kubernetes.Interface, c *synthetic.
 
 func ptr[T any](v T) *T { return &v }
 
-// plainClient makes the writes the daemon's cold start makes (every policy
-// created, every namespace patched with labels and status of the same
-// size), in parallel and without any client-side limit, under names and
-// keys the daemon does not read; then removes them (not timed).
-func plainClient(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, d policies.Desired, workers int) (time.Duration, error) {
-	gnp := dyn.Resource(api.Resource("GlobalNetworkPolicy"))
+// plainClient makes the writes the daemon's cold start makes (the tier
+// and every policy created, every namespace patched with labels and
+// status of the same size, in the same two rounds), in parallel and without any client-side
+// limit, under names and keys the daemon does not read; then removes them
+// (not timed).
+func plainClient(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, api calico.API, d policies.Desired, workers int) (time.Duration, error) {
 	objects := make([]*unstructured.Unstructured, len(d.Policies))
 	for i, p := range d.Policies {
 		u := api.Object(p)
@@ -78,35 +79,60 @@ func plainClient(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Int
 		u.SetLabels(map[string]string{"bench": "plain-client"})
 		objects[i] = u
 	}
-	patches := make([][]byte, len(d.Namespaces))
+	var tier *unstructured.Unstructured
+	if d.Tier != nil {
+		tier = api.TierObject(*d.Tier)
+		tier.SetName("plain-" + tier.GetName())
+		tier.SetLabels(map[string]string{"bench": "plain-client"})
+	}
+	// As the daemon's plan does, a namespace that is isolated gets its
+	// project label in a step before (plan/namespaces.go, relabel), then
+	// the rest with its status.
+	var relabels []namespacePatch
+	patches := make([]namespacePatch, len(d.Namespaces))
 	for i, ns := range d.Namespaces {
 		labels := map[string]string{}
 		for k, v := range ns.Labels {
 			labels["bench-"+k] = v
 		}
-		patches[i], _ = json.Marshal(map[string]any{"metadata": map[string]any{
-			"labels":      labels,
-			"annotations": map[string]string{"bench-" + policies.StatusAnnotation: ns.Status.Encode()},
-		}})
+		if p, ok := ns.Labels[policies.ProjectLabel]; ok && ns.Labels[policies.IsolatedLabel] == "true" {
+			relabels = append(relabels, newNamespacePatch(ns.Name, map[string]string{"bench-" + policies.ProjectLabel: p}, nil))
+		}
+		patches[i] = newNamespacePatch(ns.Name, labels, map[string]string{"bench-" + policies.StatusAnnotation: ns.Status.Encode()})
 	}
 	start := time.Now()
-	err := parallel(workers, len(objects), func(i int) error {
-		_, err := gnp.Create(ctx, objects[i], metav1.CreateOptions{})
-		return err
-	})
+	var err error
+	if tier != nil {
+		_, err = dyn.Resource(api.TierResource()).Create(ctx, tier, metav1.CreateOptions{})
+	}
 	if err == nil {
-		err = parallel(workers, len(patches), func(i int) error {
-			_, err := kube.CoreV1().Namespaces().Patch(ctx, d.Namespaces[i].Name, types.MergePatchType, patches[i], metav1.PatchOptions{})
+		err = parallel(workers, len(objects), func(i int) error {
+			_, err := dyn.Resource(api.Resource(objects[i].GetKind())).Create(ctx, objects[i], metav1.CreateOptions{})
 			return err
 		})
+	}
+	for _, round := range [][]namespacePatch{relabels, patches} {
+		if err == nil {
+			err = parallel(workers, len(round), func(i int) error {
+				_, err := kube.CoreV1().Namespaces().Patch(ctx, round[i].name, types.MergePatchType, round[i].patch, metav1.PatchOptions{})
+				return err
+			})
+		}
 	}
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, fmt.Errorf("plain client: %w", err)
 	}
 	// Undo, untimed.
-	if err := gnp.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=plain-client"}); err != nil {
-		return 0, err
+	for _, kind := range api.PolicyKinds() {
+		if err := dyn.Resource(api.Resource(kind)).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=plain-client"}); err != nil {
+			return 0, err
+		}
+	}
+	if tier != nil {
+		if err := dyn.Resource(api.TierResource()).Delete(ctx, tier.GetName(), metav1.DeleteOptions{}); err != nil {
+			return 0, err
+		}
 	}
 	err = parallel(workers, len(d.Namespaces), func(i int) error {
 		ns := d.Namespaces[i]
@@ -121,6 +147,38 @@ func plainClient(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Int
 		return err
 	})
 	return elapsed, err
+}
+
+type namespacePatch struct {
+	name  string
+	patch []byte
+}
+
+func newNamespacePatch(name string, labels, annotations map[string]string) namespacePatch {
+	meta := map[string]any{"labels": labels}
+	if annotations != nil {
+		meta["annotations"] = annotations
+	}
+	b, _ := json.Marshal(map[string]any{"metadata": meta})
+	return namespacePatch{name, b}
+}
+
+// createUserPolicies writes n users' Kubernetes NetworkPolicies of the
+// synthetic cluster (four shapes users write, in namespaces picked at
+// random).
+func createUserPolicies(ctx context.Context, kube kubernetes.Interface, c *synthetic.Cluster, n, workers int) error {
+	if n == 0 {
+		return nil
+	}
+	nps := c.Workloads(0, n).NetworkPolicies
+	err := parallel(workers, len(nps), func(i int) error {
+		_, err := kube.NetworkingV1().NetworkPolicies(nps[i].Namespace).Create(ctx, nps[i], metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating users' NetworkPolicies: %w", err)
+	}
+	return nil
 }
 
 // parallel runs fn(0..n-1) on workers goroutines and returns the first

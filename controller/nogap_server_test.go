@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -163,11 +165,15 @@ func (tr *transitions) check(name string, do func(), done func() error, expect .
 }
 
 // updateNamespaces moves namespaces to projects ("" for none), as Rancher
-// does: back to back, so that one pass sees them all (the controller's
-// debounce is longer than these writes take).
+// does, all at once, so that one pass sees them all: the writes are
+// read first and then made in parallel, well inside the controller's
+// debounce window (which opens at the first event and does not move) even
+// on a loaded machine. A transition split over two passes would be judged
+// against the wrong ends.
 func updateNamespaces(t *testing.T, e *testbed.Env, projects map[string]string) {
 	t.Helper()
 	ctx := context.Background()
+	var updates []*corev1.Namespace
 	for name, project := range projects {
 		ns, err := e.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -183,9 +189,17 @@ func updateNamespaces(t *testing.T, e *testbed.Env, projects map[string]string) 
 			ns.Annotations["field.cattle.io/projectId"] = clusterID + ":" + project
 			ns.Labels["field.cattle.io/projectId"] = project
 		}
-		if _, err := e.Kube.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		updates = append(updates, ns)
+	}
+	var g errgroup.Group
+	for _, ns := range updates {
+		g.Go(func() error {
+			_, err := e.Kube.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -224,7 +238,7 @@ func TestNoGapOnTheWire(t *testing.T) {
 			cfg := config.Default()
 			var r *running
 			tr.check("cold start", func() {
-				r = start(t, e, cfg, func(o *controller.Options) { o.Settle, o.Debounce = 300*time.Millisecond, 300*time.Millisecond })
+				r = start(t, e, cfg, func(o *controller.Options) { o.Settle, o.Debounce = 300*time.Millisecond, time.Second })
 			}, func() error { return converged(e, cfg, api) },
 				expectation{"kube-system/coredns-6799fbcd5-h2k8x", "shop/cart-7d8f9c6b5-m4n7q", 80, true, "the System project reaches isolated namespaces"},
 				expectation{"shop/cart-7d8f9c6b5-m4n7q", "payments/api-5c6d7e8f9-p2q3r", 8443, true, "one project"},

@@ -146,19 +146,22 @@ func statusRows(statuses []cluster.NamespaceStatus) ([]statusRow, int) {
 }
 
 // writeStatusTable writes the table: namespace, state, project, number of
-// policies, and the first problem or else the reason. Wide adds whether
-// the baseline applies, every problem and the policies' names.
+// policies, and the first problem or else the reason, with a word when
+// Rancher's own isolation also applies or the namespace is moving. Wide
+// adds whether the baseline applies, every problem, the policies' names,
+// Rancher's policies there and the move in progress.
 func writeStatusTable(w io.Writer, rows []statusRow, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if wide {
-		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tISOLATED\tPROJECT\tPOLICIES\tREASON\tPROBLEMS\tPOLICY NAMES")
+		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tISOLATED\tPROJECT\tPOLICIES\tREASON\tPROBLEMS\tPOLICY NAMES\tRANCHER\tTRANSITION")
 	} else {
 		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tPROJECT\tPOLICIES\tREASON / PROBLEM")
 	}
 	for _, r := range rows {
 		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\n", r.Namespace, r.State, r.Isolated, orNone(r.Project), len(r.Policies),
-				orNone(r.Reason), orNone(strings.Join(r.Problems, "; ")), orNone(strings.Join(r.Policies, ",")))
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.State, r.Isolated, orNone(r.Project), len(r.Policies),
+				orNone(r.Reason), orNone(strings.Join(r.Problems, "; ")), orNone(strings.Join(r.Policies, ",")),
+				orNone(strings.Join(r.Rancher, ",")), orNone(r.Transition))
 			continue
 		}
 		why := truncate(orNone(r.Reason), 100)
@@ -167,6 +170,12 @@ func writeStatusTable(w io.Writer, rows []statusRow, wide bool) error {
 			if more := len(r.Problems) - 1; more > 0 {
 				why += fmt.Sprintf(" (+%d more: -o wide)", more)
 			}
+		}
+		if len(r.Rancher) > 0 {
+			why += fmt.Sprintf(" [Rancher's isolation also applies: %d of its policies]", len(r.Rancher))
+		}
+		if r.Transition != "" {
+			why += " [moving: " + r.Transition + "]"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Namespace, r.State, orNone(r.Project), len(r.Policies), why)
 	}

@@ -230,12 +230,13 @@ func TestStatus(t *testing.T) {
 	t.Run("wide", func(t *testing.T) {
 		code, stdout, _ := calicoPNI(t, "", "status", "--kubeconfig", kubeconfig, "-o", "wide", "--state", "error,isolated")
 		header, rows := tableRows(t, stdout)
-		if code != exitInvalid || !slices.Equal(header, []string{"NAMESPACE", "STATE", "ISOLATED", "PROJECT", "POLICIES", "REASON", "PROBLEMS", "POLICY NAMES"}) {
+		if code != exitInvalid || !slices.Equal(header, []string{"NAMESPACE", "STATE", "ISOLATED", "PROJECT", "POLICIES", "REASON", "PROBLEMS", "POLICY NAMES", "RANCHER", "TRANSITION"}) {
 			t.Errorf("exit %d, header %q", code, header)
 		}
 		for _, r := range rows {
 			st := want[r[0]]
-			if len(r) != 8 || r[2] != strconv.FormatBool(st.Isolated) || r[6] != orNone(strings.Join(st.Problems, "; ")) || r[7] != orNone(strings.Join(st.Policies, ",")) {
+			if len(r) != 10 || r[2] != strconv.FormatBool(st.Isolated) || r[6] != orNone(strings.Join(st.Problems, "; ")) || r[7] != orNone(strings.Join(st.Policies, ",")) ||
+				r[8] != orNone(strings.Join(st.Rancher, ",")) || r[9] != orNone(st.Transition) {
 				t.Errorf("wide row %q, want the status %+v", r, st)
 			}
 		}

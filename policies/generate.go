@@ -135,6 +135,8 @@ type generator struct {
 	// labelSets and strings share identical outputs between namespaces.
 	labelSets map[string]map[string]string
 	strings   map[string]string
+	// promoted is Snapshot.Promoted.
+	promoted map[string]string
 }
 
 // built is a policy with the namespace selection it was built from.
@@ -179,6 +181,7 @@ func (g *generator) member(info *nsInfo) bool { return info.rollout == g.view.ro
 func (g *generator) isolated() calico.Selector { return calico.Eq(g.view.label, "true") }
 
 func (g *generator) run(snap Snapshot) Desired {
+	g.promoted = snap.Promoted
 	infos := make([]*nsInfo, len(snap.Namespaces))
 	byName := make(map[string]*nsInfo, len(snap.Namespaces))
 	for i, ns := range snap.Namespaces {
@@ -427,6 +430,11 @@ func (g *generator) decideRollout(info *nsInfo) string {
 		}
 	} else {
 		mode = g.cfg.ProjectRollout(info.member.Project)
+	}
+	promoted, isPromoted := g.promoted[info.member.Project]
+	if mode == config.RolloutStage && isPromoted && !info.own && g.cfg.Rollout != config.RolloutStage {
+		mode = config.RolloutEnforce
+		st.Reason = g.intern(st.Reason + "; " + promoted)
 	}
 	info.rollout = mode
 	switch mode {

@@ -85,6 +85,12 @@ type Snapshot struct {
 	RancherPolicies []*networkingv1.NetworkPolicy
 	// CalicoVersion is the cluster's Calico version (zero when unknown).
 	CalicoVersion calico.Version
+	// Promoted lists the staged projects that the promotion gate enforced
+	// (projects.promote.automatic), each with the sentence their
+	// namespaces' status gives as the reason. A promoted project is
+	// enforced although projects.stage names it; with rollout: stage,
+	// nothing is.
+	Promoted map[string]string
 }
 
 // NamespaceFrom copies what the generator reads of a Namespace.

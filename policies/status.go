@@ -85,6 +85,45 @@ type Status struct {
 	// with others (transit labels), says from where to where; the status
 	// that ends the move has none.
 	Transition string `json:"transition,omitempty"`
+	// Pending, on a staged namespace while calico-pni reads Calico's flow
+	// logs (flows.enabled), says which real connections its staged walls
+	// would deny. It is coarse on purpose, so that it changes only when
+	// the picture does, not with every flow.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Pending summarises the pending denies of a staged namespace: the flows
+// Calico allowed that calico-pni's staged walls would deny, counted over
+// the flow window (flows.window). Counts are rounded down to a power of
+// ten and the peers are the three with most such flows, so that a
+// namespace's status changes when the order of magnitude or the set of
+// peers does, and at most once per summary interval (docs/flows.md).
+type Pending struct {
+	// Flows is the number of flow log entries (one per 15-second
+	// interval and side) denied by the walls, rounded down: "0", "1+",
+	// "10+", "100+", ...
+	Flows string `json:"flows"`
+	// TenantFlows counts, the same way, those that a tenant's own policy
+	// would deny once the walls passed them on (tier mode); they do not
+	// hold a promotion back.
+	TenantFlows string `json:"tenantFlows,omitempty"`
+	// Window is the length of the window counted over.
+	Window string `json:"window"`
+	// Peers are the peers with most flows denied by the walls, sorted by
+	// name; MorePeers counts the others.
+	Peers     []PendingPeer `json:"peers,omitempty"`
+	MorePeers int           `json:"morePeers,omitempty"`
+}
+
+// PendingPeer is one peer of a staged namespace's pending denies.
+type PendingPeer struct {
+	// Direction is ingress (the peer connects to the namespace) or egress.
+	Direction string `json:"direction"`
+	// Peer names the other end: "report (p-data)", "outside the cluster
+	// (pub)".
+	Peer string `json:"peer"`
+	// Ports are the protocols and ports denied, sorted: "TCP 5432".
+	Ports []string `json:"ports"`
 }
 
 // Exposure is one rule of a policy, not written by calico-pni, that lets

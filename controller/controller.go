@@ -28,6 +28,7 @@ import (
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/plan"
+	"github.com/calico-pni/calico-pni/promotions"
 
 	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/metrics"
@@ -59,6 +60,17 @@ type Options struct {
 	Self    *corev1.ObjectReference
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// Evidence is the reading of Calico's flow logs (nil: not read; see
+	// SetEvidence).
+	Evidence *Evidence
+	// Promotions is the record of the projects the promotion gate
+	// enforced (nil: none is read or written).
+	Promotions *promotions.Record
+	// EvidenceRefresh is how often pending denies are summarised into the
+	// staged namespaces' status, the gate is run and predictions are
+	// compared (DefaultEvidenceRefresh); EvidencePoll how often the
+	// evidence's availability is looked at (DefaultEvidencePoll).
+	EvidenceRefresh, EvidencePoll time.Duration
 }
 
 // namespaceBatch is how many namespaces a pass plans and writes at a time.
@@ -125,6 +137,22 @@ type Controller struct {
 	// models holds the users' policies as the evaluator reads them, by
 	// object; pass goroutine only (exposures.go).
 	models map[string]model
+
+	// evidence is the flow-log reading in force, view the summary of its
+	// pending denies the passes put in statuses (nil until it settles),
+	// loop the state of the evidence loop (evidence.go).
+	evidence atomic.Pointer[Evidence]
+	view     atomic.Pointer[pendingView]
+	loop     evidenceLoop
+	// prediction is what the last pass read of the policies, for
+	// comparing predictions with observed flows (predict.go).
+	prediction atomic.Pointer[predictionInput]
+	// calicoVersion is the Calico version the last pass found.
+	calicoVersion atomic.Value
+	// promoted holds the record of promoted projects (nil until a pass
+	// of this term read it), guarded by promoteMu (promote.go).
+	promoteMu sync.Mutex
+	promoted  map[string]promotions.Promotion
 }
 
 // PassResult summarises the last pass.
@@ -213,8 +241,15 @@ func New(o Options) (*Controller, error) {
 	if o.Workers < 1 {
 		o.Workers = 1
 	}
+	if o.EvidenceRefresh <= 0 {
+		o.EvidenceRefresh = DefaultEvidenceRefresh
+	}
+	if o.EvidencePoll <= 0 {
+		o.EvidencePoll = DefaultEvidencePoll
+	}
 	c := &Controller{o: o, log: o.Logger, recent: newRecent(), specs: plan.Specs{}}
 	c.cfg.Store(o.Config)
+	c.evidence.Store(o.Evidence)
 
 	c.namespaces = coreinformers.NewNamespaceInformer(o.Kube, 0, cache.Indexers{})
 	c.nodes = coreinformers.NewNodeInformer(o.Kube, 0, cache.Indexers{})
@@ -323,6 +358,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.synced.Store(true)
+	go c.watchEvidence(ctx)
 	c.log.Info("caches filled", "namespaces", len(c.namespaces.GetStore().ListKeys()), "nodes", len(c.nodes.GetStore().ListKeys()))
 	return nil
 }

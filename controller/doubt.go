@@ -43,6 +43,10 @@ import (
 // steps of a term that rely on other writes wait the whole settle time.
 func (c *Controller) newTerm() {
 	c.recent.forget()
+	// The record of promotions may have changed under another leader.
+	c.promoteMu.Lock()
+	c.promoted = nil
+	c.promoteMu.Unlock()
 	c.lastFailed = nil
 	c.brokenWatches.Add(1)
 	c.settle.Wrote(plan.Widens|plan.Relabels|plan.Narrows, time.Now())

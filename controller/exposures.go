@@ -26,9 +26,8 @@ type model struct {
 
 // findExposures puts in each isolated namespace's status the policies,
 // not written by calico-pni, that open its walls, and returns how many
-// namespaces have one.
-func (c *Controller) findExposures(w *policyWatch, state *cluster.State, desired *policies.Desired) int {
-	seen := map[string]bool{}
+// namespaces have one. seen collects the models read (forgetModels).
+func (c *Controller) findExposures(w *policyWatch, state *cluster.State, desired *policies.Desired, seen map[string]bool) int {
 	in := exposures.Input{SystemProject: desired.SystemProject, TierOrders: map[string]*float64{}, WallTier: evaluator.DefaultTier}
 	defaultOrder := 1_000_000.0
 	in.TierOrders[evaluator.DefaultTier] = &defaultOrder
@@ -52,11 +51,6 @@ func (c *Controller) findExposures(w *policyWatch, state *cluster.State, desired
 	}
 	for _, np := range typed[networkingv1.NetworkPolicy](c.networkPolicies.GetStore().List()) {
 		in.Policies = append(in.Policies, c.kubernetesModel(np, seen).policies...)
-	}
-	for key := range c.models {
-		if !seen[key] {
-			delete(c.models, key)
-		}
 	}
 	if c.Config().HostNetwork.Enabled {
 		// calico-pni's walls admit the nodes' host network themselves:
@@ -84,6 +78,15 @@ func (c *Controller) findExposures(w *policyWatch, state *cluster.State, desired
 		}
 	}
 	return len(found)
+}
+
+// forgetModels drops the models of objects no pass read this time.
+func (c *Controller) forgetModels(seen map[string]bool) {
+	for key := range c.models {
+		if !seen[key] {
+			delete(c.models, key)
+		}
+	}
 }
 
 // model returns the evaluator's reading of a Calico object, converting it

@@ -39,6 +39,10 @@ func (c *Controller) pass(ctx context.Context, refresh bool) (err error) {
 		return err
 	}
 	result.API = w.api
+	c.calicoVersion.Store(w.api.Version)
+	if err := c.loadPromotions(ctx, refresh); err != nil {
+		return err
+	}
 	state, err := c.read(ctx, w, refresh)
 	if err != nil {
 		c.o.Metrics.Errors.WithLabelValues("list").Inc()
@@ -118,6 +122,7 @@ func (c *Controller) read(ctx context.Context, w *policyWatch, refresh bool) (*c
 	}
 	c.recent.apply(state)
 	state.Snap.CalicoVersion = w.api.Version
+	state.Snap.Promoted = c.promotedReasons()
 	return state, nil
 }
 
@@ -136,8 +141,12 @@ func (c *Controller) desired(w *policyWatch, state *cluster.State, cfg *config.C
 	desired := policies.Generate(snap, cfg)
 	c.reportProblems(desired.Problems)
 	c.reportRancher(desired.RancherNamespaces)
-	exposed := c.findExposures(w, state, &desired)
+	seen := map[string]bool{}
+	exposed := c.findExposures(w, state, &desired, seen)
+	c.capturePrediction(w, state, seen)
+	c.forgetModels(seen)
 	c.o.Metrics.ExposedNamespaces.Set(float64(exposed))
+	c.addPending(&desired, state)
 	if !w.api.Staged && slices.ContainsFunc(desired.Policies, func(p calico.Policy) bool { return p.Staged }) {
 		c.o.Metrics.Errors.WithLabelValues("detect").Inc()
 		return desired, fmt.Errorf("staging isolation (rollout: stage, or projects.stage) needs Calico's staged policies, which Calico 3.30 and later serve; %s serves none (Calico %s): set rollout: enforce and leave projects.stage empty, or upgrade Calico", w.api.GroupVersion(), w.api.Version)

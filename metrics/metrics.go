@@ -37,6 +37,16 @@ type Metrics struct {
 	// RancherIsolation counts the namespaces where Rancher's own project
 	// network isolation has policies, beside calico-pni's walls.
 	RancherIsolation prometheus.Gauge
+	// PendingDeniedFlows counts, by staged project, the flows of the flow
+	// window that calico-pni's staged walls would deny (series only while
+	// flow logs are read).
+	PendingDeniedFlows *prometheus.GaugeVec
+	// FlowEvidenceAvailable is 1 while Calico's flow logs arrive without
+	// a gap longer than flows.maxGap.
+	FlowEvidenceAvailable prometheus.Gauge
+	// PredictionDisagreements counts observed flows of enforced
+	// namespaces whose verdict calico-pni's evaluator predicted otherwise.
+	PredictionDisagreements prometheus.Counter
 }
 
 // New creates the metrics and registers them with reg (nil: not
@@ -100,6 +110,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "calico_pni_settle_waits_total",
 			Help: "Times a pass waited for Calico's dataplane between two steps of a transition.",
 		}),
+		PendingDeniedFlows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "calico_pni_pending_denied_flows",
+			Help: "Flow log entries of the flow window (flows.window) that Calico allowed and calico-pni's staged walls would deny, by staged project (\"none\": namespaces isolated on their own). Only while Calico's flow logs are read (flows.enabled).",
+		}, []string{"project"}),
+		FlowEvidenceAvailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "calico_pni_flow_evidence_available",
+			Help: "1 while Calico's flow logs arrive from Goldmane without a gap longer than flows.maxGap; 0 otherwise, and when they are not read.",
+		}),
+		PredictionDisagreements: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "calico_pni_prediction_disagreements_total",
+			Help: "Observed flows of enforced namespaces whose verdict or deciding policy calico-pni's evaluator predicted otherwise than Calico's enforced trace.",
+		}),
 	}
 	// Every series exists from the start, at zero, so that dashboards and
 	// alerts see it before the first event of its kind.
@@ -121,7 +143,8 @@ func New(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Passes, m.PassDuration, m.Writes, m.Errors, m.ManagedPolicies,
 			m.Namespaces, m.APIMode, m.Leader, m.ConfigReloads, m.InvalidPolicies, m.ExposedNamespaces,
-			m.Settling, m.SettleWaits, m.RancherIsolation)
+			m.Settling, m.SettleWaits, m.RancherIsolation,
+			m.PendingDeniedFlows, m.FlowEvidenceAvailable, m.PredictionDisagreements)
 	}
 	return m
 }
@@ -130,6 +153,18 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) SetAPI(api calico.API) {
 	m.APIMode.Reset()
 	m.APIMode.WithLabelValues(api.GroupVersion().String(), api.Version.String()).Set(1)
+}
+
+// SetPending records the pending denied flows by project; nil removes
+// every series (flow logs are not read).
+func (m *Metrics) SetPending(byProject map[string]int64) {
+	m.PendingDeniedFlows.Reset()
+	for project, n := range byProject {
+		if project == "" {
+			project = "none"
+		}
+		m.PendingDeniedFlows.WithLabelValues(project).Set(float64(n))
+	}
 }
 
 // SetNamespaces records the namespaces by state.

@@ -1,0 +1,303 @@
+package controller
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/calico-pni/calico-pni/calico"
+	"github.com/calico-pni/calico-pni/flows"
+	"github.com/calico-pni/calico-pni/policies"
+)
+
+// Evidence is calico-pni's reading of Calico's flow logs: the client that
+// streams them from Goldmane and the store it fills. The client runs on
+// a goroutine of its own; the controller only reads the store, whose
+// queries never wait on the network.
+type Evidence struct {
+	Client *flows.Client
+	Store  *flows.Store
+}
+
+// Defaults of the evidence loop.
+const (
+	// DefaultEvidenceRefresh is how often the pending denies are summarised
+	// into the staged namespaces' status, the promotion gate is run and
+	// predictions are compared with observed flows: the status of a
+	// staged namespace changes at most this often.
+	DefaultEvidenceRefresh = 5 * time.Minute
+	// DefaultEvidencePoll is how often the loop looks whether the
+	// evidence became available or unavailable.
+	DefaultEvidencePoll = 5 * time.Second
+	// evidenceSettle is how long evidence must have held before the first
+	// summary replaces what the statuses say: long enough for Goldmane's
+	// backfill of the window to arrive, so that a restart of calico-pni
+	// does not rewrite every staged namespace twice.
+	evidenceSettle = 30 * time.Second
+)
+
+// SetEvidence puts a new flow-log reading in force (nil: flow logs are
+// not read). The staged namespaces keep what their status says until
+// the new reading has settled.
+func (c *Controller) SetEvidence(e *Evidence) {
+	c.evidence.Store(e)
+	c.view.Store(nil)
+	c.enqueue(passKey)
+}
+
+// pendingView is the coarse summary of the pending denies that the pass
+// puts in the staged namespaces' status.
+type pendingView struct {
+	// byNamespace holds the namespaces with pending denies; the others
+	// get zero.
+	byNamespace map[string]*policies.Pending
+	zero        *policies.Pending
+}
+
+func (v *pendingView) of(namespace string) *policies.Pending {
+	if p, ok := v.byNamespace[namespace]; ok {
+		return p
+	}
+	return v.zero
+}
+
+// evidenceLoop is the state of watchEvidence, touched by it alone
+// (stagedSince also by the reports, under mu).
+type evidenceLoop struct {
+	current     *Evidence
+	available   *bool
+	lastRefresh time.Time
+	// lastCompared is the end of the newest flow compared with a
+	// prediction; reported holds the disagreements already announced.
+	lastCompared time.Time
+	reported     map[string]bool
+
+	mu sync.Mutex
+	// stagedSince is when each staged project was first seen staged;
+	// zero for those staged when the evidence began.
+	stagedSince map[string]time.Time
+	first       bool
+}
+
+// watchEvidence follows the flow evidence until ctx ends: it reports
+// when it becomes available or unavailable, and every EvidenceRefresh it
+// summarises the pending denies for the statuses and metrics, runs the
+// promotion gate and compares predictions with what Felix did. Nothing
+// here runs in a pass, and a pass never waits for it.
+func (c *Controller) watchEvidence(ctx context.Context) {
+	t := time.NewTicker(c.o.EvidencePoll)
+	defer t.Stop()
+	for {
+		c.evidenceTick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Controller) evidenceTick(ctx context.Context) {
+	l := &c.loop
+	ev := c.evidence.Load()
+	if ev != l.current {
+		l.current, l.available, l.lastRefresh, l.lastCompared = ev, nil, time.Time{}, time.Time{}
+		l.mu.Lock()
+		l.stagedSince, l.first = map[string]time.Time{}, true
+		l.mu.Unlock()
+		if ev == nil {
+			c.o.Metrics.FlowEvidenceAvailable.Set(0)
+			c.o.Metrics.SetPending(nil)
+		}
+	}
+	if ev == nil {
+		return
+	}
+	st := ev.Client.Status()
+	c.noteAvailability(st)
+	now := time.Now()
+	due := now.Sub(l.lastRefresh) >= c.o.EvidenceRefresh
+	if l.lastRefresh.IsZero() {
+		// The first summary waits until the backfill has arrived.
+		due = st.Available() && now.Sub(st.EvidenceSince) >= min(evidenceSettle, c.o.EvidenceRefresh)
+	}
+	if !due {
+		return
+	}
+	l.lastRefresh = now
+	c.refreshEvidence(ctx, ev, st, now)
+}
+
+// noteAvailability logs, counts and records an event when the evidence
+// becomes available or unavailable.
+func (c *Controller) noteAvailability(st flows.Status) {
+	l := &c.loop
+	now := st.Available()
+	if now {
+		c.o.Metrics.FlowEvidenceAvailable.Set(1)
+	} else {
+		c.o.Metrics.FlowEvidenceAvailable.Set(0)
+	}
+	if l.available != nil && *l.available == now {
+		return
+	}
+	first := l.available == nil
+	l.available = &now
+	line := c.evidenceLine(st)
+	switch {
+	case now:
+		c.log.Info("flow evidence available", "status", line)
+		c.eventOnSelf(corev1.EventTypeNormal, "FlowEvidenceAvailable", line)
+	case first:
+		// Starting up: not yet available is no news.
+		c.log.Info("flow evidence not available yet", "status", line)
+	default:
+		c.log.Warn("flow evidence unavailable: staged projects' quiet time starts again when flows come back", "status", line)
+		c.eventOnSelf(corev1.EventTypeWarning, "FlowEvidenceUnavailable", line)
+	}
+}
+
+// evidenceLine is the evidence's status line, with the reason a Calico
+// older than 3.30 gives.
+func (c *Controller) evidenceLine(st flows.Status) string {
+	line := st.Line()
+	if v, ok := c.calicoVersion.Load().(calico.Version); ok && v != (calico.Version{}) && !v.AtLeast(3, 30) && !st.Available() {
+		line += " (Calico " + v.String() + " has no Goldmane: flow logs need Calico 3.30 or later)"
+	}
+	return line
+}
+
+func (c *Controller) eventOnSelf(kind, reason, message string) {
+	if c.o.Recorder != nil && c.o.Self != nil {
+		c.o.Recorder.Event(c.o.Self, kind, reason, message)
+	}
+}
+
+// refreshEvidence summarises the pending denies, and while this replica
+// leads runs the promotion gate and compares predictions.
+func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows.Status, now time.Time) {
+	nss := c.namespaceFacts()
+	staged := c.stagedProjects(nss, now)
+	sum := flows.Summarize(ev.Store.Pending(), nss.projectOf, 0)
+	view := summarize(sum, ev.Store.WindowLength())
+	if old := c.view.Load(); old == nil || !reflect.DeepEqual(old.byNamespace, view.byNamespace) || !reflect.DeepEqual(old.zero, view.zero) {
+		c.view.Store(view)
+		c.enqueue(passKey)
+	}
+	c.o.Metrics.SetPending(pendingByProject(sum, staged))
+	c.log.Info("flow evidence", "status", c.evidenceLine(st), "pendingDenies", wallFlows(sum), "namespaces", len(view.byNamespace), "stagedProjects", len(staged))
+	if !c.leading() {
+		return
+	}
+	cfg := c.cfg.Load()
+	if cfg.Projects.Promote.Automatic && st.Available() {
+		c.promoteQuiet(ctx, flows.Gate(now, cfg.Projects.Promote, staged, ev.Store.Evidence(), nss.projectOf), st)
+	}
+	c.comparePredictions(ev, nss)
+}
+
+// leading reports whether this replica leads now.
+func (c *Controller) leading() bool { return c.queue.Load() != nil }
+
+// namespaceFacts is what the evidence reads of each namespace, from the
+// cache: its trusted project and whether it is staged or isolated now.
+type namespaceFacts struct {
+	project          map[string]string
+	staged, isolated map[string]bool
+	labels           map[string]map[string]string
+}
+
+func (n namespaceFacts) projectOf(ns string) string { return n.project[ns] }
+
+func (c *Controller) namespaceFacts() namespaceFacts {
+	list := typed[corev1.Namespace](c.namespaces.GetStore().List())
+	n := namespaceFacts{project: make(map[string]string, len(list)), staged: map[string]bool{}, isolated: map[string]bool{},
+		labels: make(map[string]map[string]string, len(list))}
+	for _, ns := range list {
+		n.project[ns.Name] = ns.Labels[policies.ProjectLabel]
+		n.labels[ns.Name] = ns.Labels
+		if ns.Labels[policies.StagedLabel] == "true" {
+			n.staged[ns.Name] = true
+		}
+		if ns.Labels[policies.IsolatedLabel] == "true" {
+			n.isolated[ns.Name] = true
+		}
+	}
+	return n
+}
+
+// stagedProjects returns the projects that have a staged namespace now,
+// each with when this replica first saw it staged (zero for those staged
+// before the evidence began: the gate then counts from the evidence).
+func (c *Controller) stagedProjects(nss namespaceFacts, now time.Time) []flows.StagedProject {
+	l := &c.loop
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[string]bool{}
+	var out []flows.StagedProject
+	for ns := range nss.staged {
+		p := nss.project[ns]
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		since, known := l.stagedSince[p]
+		if !known {
+			if !l.first {
+				since = now
+			}
+			l.stagedSince[p] = since
+		}
+		out = append(out, flows.StagedProject{Project: p, Since: since})
+	}
+	for p := range l.stagedSince {
+		if !seen[p] {
+			delete(l.stagedSince, p)
+		}
+	}
+	l.first = false
+	return out
+}
+
+// stagedSnapshot returns the staged projects as the last refresh saw
+// them, for the reports.
+func (c *Controller) stagedSnapshot(nss namespaceFacts) []flows.StagedProject {
+	l := &c.loop
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[string]bool{}
+	var out []flows.StagedProject
+	for ns := range nss.staged {
+		if p := nss.project[ns]; p != "" && !seen[p] {
+			seen[p] = true
+			out = append(out, flows.StagedProject{Project: p, Since: l.stagedSince[p]})
+		}
+	}
+	return out
+}
+
+// pendingByProject is the metric: every staged project's wall denies,
+// zero for those without any.
+func pendingByProject(sum flows.Summary, staged []flows.StagedProject) map[string]int64 {
+	out := map[string]int64{}
+	for _, sp := range staged {
+		out[sp.Project] = 0
+	}
+	for _, p := range sum.Projects {
+		if _, ok := out[p.Project]; ok || p.Flows > 0 {
+			out[p.Project] += p.Flows
+		}
+	}
+	return out
+}
+
+func wallFlows(sum flows.Summary) int64 {
+	var n int64
+	for _, p := range sum.Projects {
+		n += p.Flows
+	}
+	return n
+}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/flows"
 	"github.com/calico-pni/calico-pni/plan"
 	"github.com/calico-pni/calico-pni/promotions"
 
@@ -71,6 +72,12 @@ type Options struct {
 	// compared (DefaultEvidenceRefresh); EvidencePoll how often the
 	// evidence's availability is looked at (DefaultEvidencePoll).
 	EvidenceRefresh, EvidencePoll time.Duration
+	// FlowBackoff spaces the flow-log client's reconnections (zero:
+	// flows.DefaultBackoff).
+	FlowBackoff flows.Backoff
+	// GateClock is the time the promotion gate decides at (default
+	// time.Now); tests move it to pass a project's quiet time.
+	GateClock func() time.Time
 }
 
 // namespaceBatch is how many namespaces a pass plans and writes at a time.
@@ -142,6 +149,7 @@ type Controller struct {
 	// pending denies the passes put in statuses (nil until it settles),
 	// loop the state of the evidence loop (evidence.go).
 	evidence atomic.Pointer[Evidence]
+	reader   flowReader
 	view     atomic.Pointer[pendingView]
 	loop     evidenceLoop
 	// prediction is what the last pass read of the policies, for
@@ -246,6 +254,9 @@ func New(o Options) (*Controller, error) {
 	}
 	if o.EvidencePoll <= 0 {
 		o.EvidencePoll = DefaultEvidencePoll
+	}
+	if o.GateClock == nil {
+		o.GateClock = time.Now
 	}
 	c := &Controller{o: o, log: o.Logger, recent: newRecent(), specs: plan.Specs{}}
 	c.cfg.Store(o.Config)
@@ -358,6 +369,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.synced.Store(true)
+	c.startReadingFlows(ctx)
 	go c.watchEvidence(ctx)
 	c.log.Info("caches filled", "namespaces", len(c.namespaces.GetStore().ListKeys()), "nodes", len(c.nodes.GetStore().ListKeys()))
 	return nil
@@ -421,6 +433,7 @@ func (c *Controller) SetConfig(cfg *config.Config) {
 		c.scheduleRefresh(cfg.KubeAPI.RefreshSchedule)
 	}
 	c.mu.Unlock()
+	c.readFlows(cfg)
 	c.enqueue(refreshKey)
 }
 

@@ -69,11 +69,14 @@ func (v *pendingView) of(namespace string) *policies.Pending {
 type evidenceLoop struct {
 	current     *Evidence
 	available   *bool
+	started     time.Time
 	lastRefresh time.Time
 	// lastCompared is the end of the newest flow compared with a
 	// prediction; reported holds the disagreements already announced.
 	lastCompared time.Time
 	reported     map[string]bool
+	// warnedNoRecord: the gate said once that it cannot promote.
+	warnedNoRecord bool
 
 	mu sync.Mutex
 	// stagedSince is when each staged project was first seen staged;
@@ -105,6 +108,7 @@ func (c *Controller) evidenceTick(ctx context.Context) {
 	ev := c.evidence.Load()
 	if ev != l.current {
 		l.current, l.available, l.lastRefresh, l.lastCompared = ev, nil, time.Time{}, time.Time{}
+		l.started = time.Now()
 		l.mu.Lock()
 		l.stagedSince, l.first = map[string]time.Time{}, true
 		l.mu.Unlock()
@@ -121,8 +125,10 @@ func (c *Controller) evidenceTick(ctx context.Context) {
 	now := time.Now()
 	due := now.Sub(l.lastRefresh) >= c.o.EvidenceRefresh
 	if l.lastRefresh.IsZero() {
-		// The first summary waits until the backfill has arrived.
-		due = st.Available() && now.Sub(st.EvidenceSince) >= min(evidenceSettle, c.o.EvidenceRefresh)
+		// The first summary waits until the backfill has arrived, or,
+		// without evidence, as long again before it says so.
+		settle := min(evidenceSettle, c.o.EvidenceRefresh)
+		due = now.Sub(l.started) >= settle && (!st.Available() || now.Sub(st.EvidenceSince) >= settle)
 	}
 	if !due {
 		return
@@ -178,26 +184,65 @@ func (c *Controller) eventOnSelf(kind, reason, message string) {
 
 // refreshEvidence summarises the pending denies, and while this replica
 // leads runs the promotion gate and compares predictions.
-func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows.Status, now time.Time) {
+func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows.Status, _ time.Time) {
 	nss := c.namespaceFacts()
+	now := c.o.GateClock()
 	staged := c.stagedProjects(nss, now)
+	if !st.Available() {
+		// Counts from a broken record would read as fewer denies than
+		// there are: the statuses say why there is none instead.
+		c.showView(&pendingView{zero: &policies.Pending{Unavailable: c.unavailableReason(st)}})
+		c.o.Metrics.SetPending(nil)
+		c.log.Info("flow evidence", "status", c.evidenceLine(st), "stagedProjects", len(staged))
+		return
+	}
 	sum := flows.Summarize(ev.Store.Pending(), nss.projectOf, 0)
 	view := summarize(sum, ev.Store.WindowLength())
-	if old := c.view.Load(); old == nil || !reflect.DeepEqual(old.byNamespace, view.byNamespace) || !reflect.DeepEqual(old.zero, view.zero) {
-		c.view.Store(view)
-		c.enqueue(passKey)
-	}
+	c.showView(view)
 	c.o.Metrics.SetPending(pendingByProject(sum, staged))
 	c.log.Info("flow evidence", "status", c.evidenceLine(st), "pendingDenies", wallFlows(sum), "namespaces", len(view.byNamespace), "stagedProjects", len(staged))
 	if !c.leading() {
 		return
 	}
 	cfg := c.cfg.Load()
-	if cfg.Projects.Promote.Automatic && st.Available() {
+	if cfg.Projects.Promote.Automatic {
 		c.promoteQuiet(ctx, flows.Gate(now, cfg.Projects.Promote, staged, ev.Store.Evidence(), nss.projectOf), st)
 	}
 	c.comparePredictions(ev, nss)
 }
+
+// showView puts a new summary in force for the statuses, and starts a
+// pass when it differs from the one in force.
+func (c *Controller) showView(view *pendingView) {
+	if old := c.view.Load(); old == nil || !reflect.DeepEqual(old.byNamespace, view.byNamespace) || !reflect.DeepEqual(old.zero, view.zero) {
+		c.view.Store(view)
+		c.enqueue(passKey)
+	}
+}
+
+// unavailableReason says why there is no flow evidence, in words that
+// stay the same while the reason does (no times), for the statuses.
+func (c *Controller) unavailableReason(st flows.Status) string {
+	var why string
+	switch {
+	case st.State == flows.StateOff:
+		why = "the flow-log client is not running"
+	case st.LastError != "" && st.State != flows.StateStreaming && st.State != flows.StateConnected:
+		why = "no flow logs from Goldmane at " + st.Address + ": " + st.LastError
+	case st.State == flows.StateStreaming:
+		why = "Goldmane at " + st.Address + " sent no flow for longer than flows.maxGap"
+	default:
+		why = "connected to Goldmane at " + st.Address + ", no flow received yet"
+	}
+	if v, ok := c.calicoVersion.Load().(calico.Version); ok && v != (calico.Version{}) && !v.AtLeast(3, 30) {
+		why += " (Calico " + v.String() + " has no Goldmane: flow logs need Calico 3.30 or later)"
+	}
+	return "flow evidence unavailable: " + why
+}
+
+// notReadReason is what a staged namespace's status says while flow logs
+// are not read.
+const notReadReason = "flow evidence unavailable: calico-pni does not read Calico's flow logs (flows.enabled: false; docs/rollout.md)"
 
 // leading reports whether this replica leads now.
 func (c *Controller) leading() bool { return c.queue.Load() != nil }
@@ -280,14 +325,16 @@ func (c *Controller) stagedSnapshot(nss namespaceFacts) []flows.StagedProject {
 }
 
 // pendingByProject is the metric: every staged project's wall denies,
-// zero for those without any.
+// zero for those without any; a project that is not staged has none.
 func pendingByProject(sum flows.Summary, staged []flows.StagedProject) map[string]int64 {
 	out := map[string]int64{}
 	for _, sp := range staged {
 		out[sp.Project] = 0
 	}
 	for _, p := range sum.Projects {
-		if _, ok := out[p.Project]; ok || p.Flows > 0 {
+		// Denies of a project enforced since stay in the window, but
+		// are pending no more.
+		if _, ok := out[p.Project]; ok {
 			out[p.Project] += p.Flows
 		}
 	}

@@ -17,17 +17,19 @@ import (
 const topPeers = 3
 
 // addPending puts the pending denies in the status of every staged
-// namespace while flow logs are read. Until the evidence has settled
+// namespace, or why there are none to show. Until the evidence has settled
 // (after a start, or a change of the flows settings), each keeps what
 // its status says, so that a restart of calico-pni rewrites nothing.
 func (c *Controller) addPending(d *policies.Desired, state *cluster.State) {
-	if c.evidence.Load() == nil {
-		return
-	}
+	reading := c.evidence.Load() != nil
 	view := c.view.Load()
 	for i := range d.Namespaces {
 		ns := &d.Namespaces[i]
 		if ns.Status.State != policies.Staged {
+			continue
+		}
+		if !reading {
+			ns.Status.Pending = &policies.Pending{Unavailable: notReadReason}
 			continue
 		}
 		if view == nil {

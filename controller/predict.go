@@ -3,7 +3,6 @@ package controller
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +22,11 @@ type predictionInput struct {
 	policies   []*evaluator.Policy
 	tiers      []evaluator.Tier
 	namespaces []evaluator.Namespace
-	version    calico.Version
+	nodes      []evaluator.Node
+	// family is the IP family of pod-to-pod flows: 4 unless every node
+	// address is IPv6.
+	family  int
+	version calico.Version
 }
 
 // Bounds of the comparison of predictions with observed flows.
@@ -63,41 +66,61 @@ func (c *Controller) capturePrediction(w *policyWatch, state *cluster.State, see
 	for _, ns := range state.Snap.Namespaces {
 		in.namespaces = append(in.namespaces, evaluator.Namespace{Name: ns.Name, Labels: ns.Labels})
 	}
+	in.family = 6
+	for _, n := range state.Snap.Nodes {
+		// Node addresses are allocated: a pod whose address is not
+		// known is none of them.
+		in.nodes = append(in.nodes, evaluator.Node{Name: n.Name, Addresses: n.Addresses, HostAddresses: n.HostAddresses})
+		for _, a := range append(n.Addresses, n.HostAddresses...) {
+			if a.Is4() {
+				in.family = 4
+			}
+		}
+	}
+	if len(in.nodes) == 0 {
+		in.family = 4
+	}
 	c.prediction.Store(in)
 }
 
 // flowPredictor evaluates observed flows with the policies of a
 // predictionInput. Each pod of a flow is evaluated as Goldmane describes
-// it: its namespace, its owner's name and the labels its pods share. Its
-// addresses are not in the flow log, so a rule on addresses cannot be
-// decided and the flow is left unpredicted; so are flows with an end that
-// is not a pod (a host, a network set, an address outside the cluster),
-// whose selectors and addresses the flow log does not carry.
+// it: its namespace and the labels its pods share, with the labels
+// Calico adds (its namespace's profile, projectcalico.org/namespace and
+// /orchestrator). Its address and service account are not in the flow
+// log: a rule on addresses the cluster gave out (its nodes') does not
+// match it, a wider one cannot be decided, and selectors on its service
+// account see none. Flows with an end that is not a pod (a host, a
+// network set, an address outside the cluster) are left unpredicted:
+// the flow log carries neither their addresses nor their labels.
 type flowPredictor struct {
-	ix    *evaluator.Index
-	names map[string]string
+	ix     *evaluator.Index
+	family int
 }
 
-func newPredictor(in *predictionInput, observed []flows.Flow) *flowPredictor {
-	cl := &evaluator.Cluster{Namespaces: in.namespaces, Tiers: in.tiers, CalicoVersion: in.version}
+func newPredictor(in *predictionInput) *flowPredictor {
+	cl := &evaluator.Cluster{Namespaces: in.namespaces, Nodes: in.nodes, Tiers: in.tiers, CalicoVersion: in.version}
 	for _, p := range in.policies {
 		cl.Policies = append(cl.Policies, *p)
 	}
-	fp := &flowPredictor{names: map[string]string{}}
-	for _, f := range observed {
-		if isPod(f.Src) && isPod(f.Dst) {
-			for _, e := range []flows.Endpoint{f.Src, f.Dst} {
-				id := endpointID(e)
-				if _, ok := fp.names[id]; !ok {
-					n := fmt.Sprintf("%s%d", e.Name, len(fp.names))
-					fp.names[id] = n
-					cl.Pods = append(cl.Pods, evaluator.Pod{Namespace: e.Namespace, Name: n, Labels: e.Labels, Node: "flow-log"})
-				}
-			}
+	return &flowPredictor{ix: evaluator.NewIndex(cl), family: in.family}
+}
+
+// endpoint is the evaluator's endpoint for one end of a flow: a pod of
+// its namespace with its labels and an unknown address.
+func (fp *flowPredictor) endpoint(e flows.Endpoint) *evaluator.Endpoint {
+	ep := fp.ix.Placeholder(e.Namespace)
+	labels := make(map[string]string, len(ep.Labels)+len(e.Labels))
+	for k, v := range e.Labels {
+		// Felix drops a pod's own labels with the profiles' prefixes
+		// (evaluator.endpointLabels).
+		if !strings.HasPrefix(k, evaluator.NamespaceLabelPrefix) && !strings.HasPrefix(k, evaluator.ServiceAccountLabelPrefix) {
+			labels[k] = v
 		}
 	}
-	fp.ix = evaluator.NewIndex(cl)
-	return fp
+	maps.Copy(labels, ep.Labels)
+	ep.Labels, ep.Name, ep.Placeholder, ep.Family = labels, e.Name, false, fp.family
+	return ep
 }
 
 // predict is a flows.Predictor.
@@ -126,19 +149,7 @@ func (fp *flowPredictor) evaluate(f flows.Flow) (evaluator.Result, bool) {
 	if !isPod(f.Src) || !isPod(f.Dst) || f.Port <= 0 || f.Port > 65535 {
 		return evaluator.Result{}, false
 	}
-	src, err := fp.ix.PodEndpoint(f.Src.Namespace, fp.names[endpointID(f.Src)])
-	if err != nil {
-		return evaluator.Result{}, false
-	}
-	dst, err := fp.ix.PodEndpoint(f.Dst.Namespace, fp.names[endpointID(f.Dst)])
-	if err != nil {
-		return evaluator.Result{}, false
-	}
-	return fp.ix.Evaluate(src, dst, f.Protocol, uint16(f.Port)), true
-}
-
-func endpointID(e flows.Endpoint) string {
-	return e.Namespace + "/" + e.Name + "/" + labelText(e.Labels)
+	return fp.ix.Evaluate(fp.endpoint(f.Src), fp.endpoint(f.Dst), f.Protocol, uint16(f.Port)), true
 }
 
 func isPod(e flows.Endpoint) bool { return e.Type == flows.WorkloadEndpoint && e.Namespace != "" }
@@ -152,15 +163,6 @@ func flowHit(h evaluator.Hit) flows.Hit {
 		out.Trigger = &t
 	}
 	return out
-}
-
-func labelText(labels map[string]string) string {
-	keys := slices.Sorted(maps.Keys(labels))
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + labels[k] + ",")
-	}
-	return b.String()
 }
 
 // comparePredictions compares the verdicts of the flows observed since
@@ -189,7 +191,7 @@ func (c *Controller) comparePredictions(ev *Evidence, nss namespaceFacts) {
 		return
 	}
 	enforced := func(ns string) bool { return nss.isolated[ns] && !nss.staged[ns] }
-	fp := newPredictor(in, fresh)
+	fp := newPredictor(in)
 	cmp := flows.Compare(fresh, fp.predict, enforced)
 	announced := 0
 	for _, d := range cmp.Disagreements {
@@ -207,7 +209,7 @@ func (c *Controller) comparePredictions(ev *Evidence, nss namespaceFacts) {
 			c.announceDisagreement(d, fp)
 		}
 	}
-	if cmp.Compared > 0 || len(cmp.Disagreements) > 0 {
+	{
 		c.log.Debug("predictions compared with observed flows", "compared", cmp.Compared, "agreed", cmp.Agreed,
 			"unpredicted", cmp.Unpredicted, "disagreements", len(cmp.Disagreements))
 	}

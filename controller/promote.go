@@ -57,6 +57,10 @@ func (c *Controller) Promoted() map[string]promotions.Promotion {
 // record's sentence.
 func (c *Controller) promoteQuiet(ctx context.Context, gate []flows.Readiness, st flows.Status) {
 	if c.o.Promotions == nil {
+		if !c.loop.warnedNoRecord {
+			c.loop.warnedNoRecord = true
+			c.log.Warn("projects.promote.automatic is set but the daemon has no record of promotions (--promotions-configmap): the gate only reports")
+		}
 		return
 	}
 	cfg := c.cfg.Load()

@@ -48,6 +48,11 @@ type Endpoint struct {
 	// to a pod on another node may come from: the node's tunnel and node
 	// addresses. Empty when they are Addrs.
 	SourceAddrs []netip.Addr
+	// Family, for an endpoint whose address is not known, is the IP
+	// family that address is known to have (4 or 6; 0: unknown as well).
+	// A flow log names a pod without its address, yet a flow between two
+	// pods of a single-stack cluster has that cluster's family.
+	Family int
 	// Ports are a pod's named ports.
 	Ports []NamedPort
 	// Placeholder is true for a namespace without pods, evaluated as a
@@ -128,6 +133,9 @@ func (e *Endpoint) addr(family int) (netip.Addr, bool) {
 
 // families returns the IP families the endpoint has addresses in.
 func (e *Endpoint) families() (v4, v6 bool) {
+	if len(e.Addrs) == 0 {
+		return e.Family == 4, e.Family == 6
+	}
 	for _, a := range e.Addrs {
 		if a.Is4() {
 			v4 = true

@@ -99,16 +99,20 @@ type Status struct {
 // namespace's status changes when the order of magnitude or the set of
 // peers does, and at most once per summary interval (docs/flows.md).
 type Pending struct {
+	// Unavailable, when set, says why there is no flow evidence now
+	// (flow logs not read, Goldmane unreachable or silent); the counts
+	// are then left out.
+	Unavailable string `json:"unavailable,omitempty"`
 	// Flows is the number of flow log entries (one per 15-second
 	// interval and side) denied by the walls, rounded down: "0", "1+",
 	// "10+", "100+", ...
-	Flows string `json:"flows"`
+	Flows string `json:"flows,omitempty"`
 	// TenantFlows counts, the same way, those that a tenant's own policy
 	// would deny once the walls passed them on (tier mode); they do not
 	// hold a promotion back.
 	TenantFlows string `json:"tenantFlows,omitempty"`
 	// Window is the length of the window counted over.
-	Window string `json:"window"`
+	Window string `json:"window,omitempty"`
 	// Peers are the peers with most flows denied by the walls, sorted by
 	// name; MorePeers counts the others.
 	Peers     []PendingPeer `json:"peers,omitempty"`

@@ -36,6 +36,7 @@ import (
 	"github.com/calico-pni/calico-pni/controller"
 	"github.com/calico-pni/calico-pni/lease"
 	"github.com/calico-pni/calico-pni/metrics"
+	"github.com/calico-pni/calico-pni/promotions"
 )
 
 // runFlags are the flags of `calico-pni run`.
@@ -62,6 +63,7 @@ type runFlags struct {
 	podName       string
 	podNamespace  string
 	pprof         bool
+	promotions    string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -86,6 +88,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.retryPeriod, "retry-period", 2*time.Second, "how often replicas try to take or renew the lease")
 	fs.StringVar(&f.podName, "pod-name", os.Getenv("POD_NAME"), "this Pod's name, for events and the leader identity (default $POD_NAME)")
 	fs.StringVar(&f.podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "this Pod's namespace (default $POD_NAMESPACE)")
+	fs.StringVar(&f.promotions, "promotions-configmap", "", "name of the ConfigMap, in --pod-namespace, that records the staged projects the promotion gate enforced (projects.promote.automatic); the chart sets it. Empty: the gate only reports")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on --http-address, for diagnosing performance")
 }
 
@@ -229,6 +232,7 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 		Kube: kube, Dynamic: dyn, Discovery: disc, Config: cfg,
 		CalicoVersion: f.calicoVersion, DryRun: f.dryRun, Workers: f.workers, Debounce: f.debounce, Settle: f.settle,
 		Recorder: recorder, Self: self, Metrics: d.metrics, Logger: log,
+		Promotions: promotionRecord(f, kube),
 	})
 	if err != nil {
 		return nil, err
@@ -249,6 +253,19 @@ func startDaemon(ctx context.Context, f runFlags, log *slog.Logger) (*daemon, er
 		_ = d.http.Shutdown(shutdown)
 	}()
 	return d, nil
+}
+
+// promotionRecord is the record of promoted projects the flags name, nil
+// without one. Its writes pass through the lease fence like every other.
+func promotionRecord(f runFlags, kube kubernetes.Interface) *promotions.Record {
+	if f.promotions == "" {
+		return nil
+	}
+	ns := f.podNamespace
+	if ns == "" {
+		ns = inClusterNamespace()
+	}
+	return &promotions.Record{Kube: kube, Namespace: ns, Name: f.promotions}
 }
 
 // eventRecorder records events with a client of its own, rate limited

@@ -55,13 +55,49 @@ type pendingView struct {
 	// get zero.
 	byNamespace map[string]*policies.Pending
 	zero        *policies.Pending
+	// gate is what the promotion gate says of each staged project.
+	gate map[string]projectGate
 }
 
-func (v *pendingView) of(namespace string) *policies.Pending {
-	if p, ok := v.byNamespace[namespace]; ok {
+// projectGate is the gate's answer for a project as the statuses show it.
+type projectGate struct {
+	readyAt, lastDeny string
+}
+
+func (v *pendingView) of(namespace, project string) *policies.Pending {
+	p := v.zero
+	if own, ok := v.byNamespace[namespace]; ok {
+		p = own
+	}
+	g, ok := v.gate[project]
+	if !ok {
 		return p
 	}
-	return v.zero
+	out := *p
+	out.ReadyAt, out.LastDeny = g.readyAt, g.lastDeny
+	return &out
+}
+
+// gateView turns the gate's answers into what the statuses show: when
+// each project passes, rounded up to the hour, and its last unexpected
+// deny.
+func gateView(gate []flows.Readiness) map[string]projectGate {
+	out := make(map[string]projectGate, len(gate))
+	for _, r := range gate {
+		g := projectGate{}
+		if !r.ReadyAt.IsZero() {
+			at := r.ReadyAt.UTC()
+			if t := at.Truncate(time.Hour); !t.Equal(at) {
+				at = t.Add(time.Hour)
+			}
+			g.readyAt = at.Format(time.RFC3339)
+		}
+		if r.LastDeny != nil {
+			g.lastDeny = flows.DescribeKey(r.LastDeny.Key)
+		}
+		out[r.Project] = g
+	}
+	return out
 }
 
 // evidenceLoop is the state of watchEvidence, touched by it alone
@@ -198,15 +234,20 @@ func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows
 	}
 	sum := flows.Summarize(ev.Store.Pending(), nss.projectOf, 0)
 	view := summarize(sum, ev.Store.WindowLength())
+	cfg := c.cfg.Load()
+	gate := flows.Gate(now, cfg.Projects.Promote, staged, ev.Store.Evidence(), nss.projectOf)
+	view.gate = gateView(gate)
+	for _, r := range gate {
+		c.log.Debug("promotion gate", "project", r.Project, "ready", r.Ready, "quietSince", r.QuietSince, "unexpected", r.Unexpected, "accepted", r.Accepted, "reason", r.Reason)
+	}
 	c.showView(view)
 	c.o.Metrics.SetPending(pendingByProject(sum, staged))
 	c.log.Info("flow evidence", "status", c.evidenceLine(st), "pendingDenies", wallFlows(sum), "namespaces", len(view.byNamespace), "stagedProjects", len(staged))
 	if !c.leading() {
 		return
 	}
-	cfg := c.cfg.Load()
 	if cfg.Projects.Promote.Automatic {
-		c.promoteQuiet(ctx, flows.Gate(now, cfg.Projects.Promote, staged, ev.Store.Evidence(), nss.projectOf), st)
+		c.promoteQuiet(ctx, gate, st)
 	}
 	c.comparePredictions(ev, nss)
 }
@@ -214,7 +255,7 @@ func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows
 // showView puts a new summary in force for the statuses, and starts a
 // pass when it differs from the one in force.
 func (c *Controller) showView(view *pendingView) {
-	if old := c.view.Load(); old == nil || !reflect.DeepEqual(old.byNamespace, view.byNamespace) || !reflect.DeepEqual(old.zero, view.zero) {
+	if old := c.view.Load(); old == nil || !reflect.DeepEqual(old, view) {
 		c.view.Store(view)
 		c.enqueue(passKey)
 	}

@@ -191,21 +191,30 @@ func TestFlowEvidence(t *testing.T) {
 	r := start(t, e, cfg, flowEvidenceOptions(e.Kube, m, clock))
 	r.waitReady(t)
 
+	// The gate counts quiet time from when the evidence began: the
+	// recorded denies are older and hold no project back (no LastDeny);
+	// the project passes an hour later, rounded up to the hour.
+	before := time.Now()
 	wantRedis := &policies.Pending{Flows: "1+", Window: "24h", Peers: []policies.PendingPeer{{Direction: "ingress", Peer: "shop (p-b6jcw)", Ports: []string{"TCP 6379"}}}}
+	wantNginx := &policies.Pending{Flows: "0", Window: "24h"}
 	testbed.Eventually(t, wait, func() error {
-		st, _, err := readStatus(e, "redis")
-		if err != nil {
-			return err
-		}
-		if st.State != policies.Staged || !reflect.DeepEqual(st.Pending, wantRedis) {
-			return fmt.Errorf("redis: state %s, pending %+v; want %+v", st.State, st.Pending, wantRedis)
-		}
-		st, _, err = readStatus(e, "ingress-nginx")
-		if err != nil {
-			return err
-		}
-		if want := (&policies.Pending{Flows: "0", Window: "24h"}); !reflect.DeepEqual(st.Pending, want) {
-			return fmt.Errorf("ingress-nginx: pending %+v; want %+v", st.Pending, want)
+		for ns, want := range map[string]*policies.Pending{"redis": wantRedis, "ingress-nginx": wantNginx} {
+			st, _, err := readStatus(e, ns)
+			if err != nil {
+				return err
+			}
+			if st.State != policies.Staged || st.Pending == nil {
+				return fmt.Errorf("%s: state %s, pending %+v; want staged with %+v", ns, st.State, st.Pending, want)
+			}
+			got := *st.Pending
+			readyAt := got.ReadyAt
+			got.ReadyAt = ""
+			if !reflect.DeepEqual(&got, want) {
+				return fmt.Errorf("%s: pending %+v; want %+v", ns, st.Pending, want)
+			}
+			if early, late := hourAfter(before), hourAfter(time.Now()); readyAt != early && readyAt != late {
+				return fmt.Errorf("%s: readyAt %q, want %s or %s", ns, readyAt, early, late)
+			}
 		}
 		return nil
 	})
@@ -235,11 +244,22 @@ func TestFlowEvidence(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatalf("no new stream after Goldmane restarted (%d opened)", opened)
 	}
-	g.Publish(evidenceTable[0].flow(t0.Add(3 * 15 * time.Second)))
+	// A deny of the interval starting now, while the evidence holds,
+	// holds p-mcb29 back: the status names it and its quiet time starts
+	// at its end.
+	fresh := evidenceTable[0].flow(time.Now())
+	g.Publish(fresh)
 	denies++
 	testbed.Eventually(t, wait, func() error {
 		if got := testutil.ToFloat64(m.PendingDeniedFlows.WithLabelValues("p-mcb29")); got != float64(denies) {
 			return fmt.Errorf("pending denied flows of p-mcb29: %v, want %d", got, denies)
+		}
+		st, _, err := readStatus(e, "ingress-nginx")
+		if err != nil {
+			return err
+		}
+		if want := hourAfter(time.Unix(fresh.EndTime, 0)); st.Pending == nil || st.Pending.LastDeny != "ingress of redis from shop on TCP 6379" || st.Pending.ReadyAt != want {
+			return fmt.Errorf("ingress-nginx: pending %+v; want the last deny of its project, ready at %s", st.Pending, want)
 		}
 		return nil
 	})
@@ -283,6 +303,16 @@ func TestFlowEvidence(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// hourAfter is an hour after t, rounded up to the hour, as the status
+// writes when a project passes the gate.
+func hourAfter(t time.Time) string {
+	at := t.UTC().Add(time.Hour)
+	if h := at.Truncate(time.Hour); !h.Equal(at) {
+		at = h.Add(time.Hour)
+	}
+	return at.Format(time.RFC3339)
 }
 
 // waitRefreshes waits until the evidence loop has summarised n more

@@ -36,7 +36,7 @@ func (c *Controller) addPending(d *policies.Desired, state *cluster.State) {
 			ns.Status.Pending = livePending(state, ns.Name)
 			continue
 		}
-		ns.Status.Pending = view.of(ns.Name)
+		ns.Status.Pending = view.of(ns.Name, ns.Status.Project)
 	}
 }
 

@@ -117,6 +117,13 @@ type Pending struct {
 	// name; MorePeers counts the others.
 	Peers     []PendingPeer `json:"peers,omitempty"`
 	MorePeers int           `json:"morePeers,omitempty"`
+	// ReadyAt is when the namespace's project passes the promotion gate
+	// if it stays quiet (projects.promote.quietFor), rounded up to the
+	// hour so that it changes at most hourly; LastDeny is the project's
+	// latest unexpected pending deny, in words. `calico-pni status
+	// --ready` reads both.
+	ReadyAt  string `json:"readyAt,omitempty"`
+	LastDeny string `json:"lastDeny,omitempty"`
 }
 
 // PendingPeer is one peer of a staged namespace's pending denies.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -36,13 +35,19 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	output := fs.String("o", "", "output format: wide (every problem, the policies' names) or json")
 	project := fs.String("project", "", "show only the namespaces of this Rancher project (p-xxxxx, or cluster:project as in field.cattle.io/projectId)")
 	state := fs.String("state", "", "show only namespaces in these states, comma-separated: isolated, staged, exempt, open, error, unknown")
+	pending := fs.Bool("pending", false, "show the pending denies of every staged namespace, by peer and port: real connections, from Calico's flow logs, that enforcing isolation would deny (flows.enabled)")
+	ready := fs.Bool("ready", false, "show every staged project with the promotion gate's answer: whether it has shown no unexpected pending deny for projects.promote.quietFor, and when it will")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: "+prog+" status [flags]\n\nShows every namespace with the status calico-pni wrote on it (calico-pni.io/status):\nits state, project, number of policies, and why, or its first problem. A namespace\nwithout a status is shown as unknown.\n\nExit codes: 0 no namespace shown is in error, 1 a namespace shown is in error or the\ncluster could not be read, 2 usage.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: "+prog+" status [flags]\n\nShows every namespace with the status calico-pni wrote on it (calico-pni.io/status):\nits state, project, number of policies, and why, or its first problem. A namespace\nwithout a status is shown as unknown.\n\nWith --pending, the pending denies of the staged namespaces; with --ready, the staged\nprojects and whether they pass the promotion gate (projects.promote). Both read what the\ndaemon, connected to Calico's flow logs, wrote in the staged namespaces' status.\n\nExit codes: 0 no namespace shown is in error, 1 a namespace shown is in error or the\ncluster could not be read, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
+	}
+	if *pending && *ready {
+		fmt.Fprintln(stderr, prog+" status: give --pending or --ready, not both")
+		return exitUsage
 	}
 	if *output != "" && *output != "wide" && *output != "json" {
 		fmt.Fprintf(stderr, prog+" status: -o %q: use wide or json, or leave it out for the table\n", *output)
@@ -83,6 +88,12 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	rows = slices.DeleteFunc(rows, func(r statusRow) bool {
 		return (wantProject != "" && r.Project != wantProject) || (len(states) > 0 && !slices.Contains(states, r.State))
 	})
+	switch {
+	case *pending:
+		return flowViewExit(stderr, writePending(stdout, pendingRows(rows), *output == "json"))
+	case *ready:
+		return flowViewExit(stderr, writeReady(stdout, readyRows(rows, time.Now()), *output == "json"))
+	}
 	switch *output {
 	case "json":
 		err = writeStatusJSON(stdout, rows)
@@ -104,6 +115,16 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	if len(inError) > 0 {
 		fmt.Fprintf(stderr, prog+" status: %d namespaces in error: %s\n", len(inError), strings.Join(inError, ", "))
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// flowViewExit ends --pending and --ready: they report, and fail only
+// when the output could not be written.
+func flowViewExit(stderr io.Writer, err error) int {
+	if err != nil {
+		fmt.Fprintln(stderr, prog+" status:", err)
 		return exitInvalid
 	}
 	return exitOK
@@ -182,11 +203,7 @@ func writeStatusTable(w io.Writer, rows []statusRow, wide bool) error {
 	return tw.Flush()
 }
 
-func writeStatusJSON(w io.Writer, rows []statusRow) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rows)
-}
+func writeStatusJSON(w io.Writer, rows []statusRow) error { return writeJSON(w, rows) }
 
 func orNone(s string) string {
 	if s == "" {

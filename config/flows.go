@@ -111,7 +111,7 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()
 // Defaults of the flows section and of projects.promote.
 const (
 	DefaultGoldmaneAddress = "goldmane.calico-system.svc:7443"
-	DefaultGoldmaneTLSDir  = "/etc/calico-pni/goldmane"
+	DefaultGoldmaneTLSDir  = "/etc/calico-pni-goldmane"
 )
 
 // DefaultFlows is the flows section of Default: off, with the address of

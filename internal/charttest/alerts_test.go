@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,22 @@ var alertCases = []alertCase{
 		"0.032": "0x40", "0.064": "0x40", "65.536": "0x40", "131.072": "0+2x40", "+Inf": "0+2x40"})...), true},
 }
 
+// The flow-log alerts come with flows.enabled.
+var flowAlertCases = []alertCase{
+	{"CalicoPNIFlowEvidenceUnavailable", "flows arrive", append(leaders("1x40", "0x40"),
+		`calico_pni_flow_evidence_available{`+podA+`} 1x40`, `calico_pni_flow_evidence_available{`+podB+`} 0x40`), false},
+	{"CalicoPNIFlowEvidenceUnavailable", "Goldmane unreachable at the leader", append(leaders("1x40", "0x40"),
+		`calico_pni_flow_evidence_available{`+podA+`} 0x40`, `calico_pni_flow_evidence_available{`+podB+`} 1x40`), true},
+
+	{"CalicoPNIPredictionDisagrees", "none for an hour", append(leaders("1x40", "0x40"),
+		`calico_pni_prediction_disagreements_total{`+podA+`} 0+0x40`), false},
+	{"CalicoPNIPredictionDisagrees", "two in the last hour", append(leaders("1x40", "0x40"),
+		`calico_pni_prediction_disagreements_total{`+podA+`} 0+0x30 1+0x5 2+0x5`), true},
+}
+
+// withFlows renders the alerts and the evidence of flow logs.
+var withFlows = append(append([]string{}, withMonitoring...), "--set", "config.flows.enabled=true")
+
 func passes(buckets map[string]string) []string {
 	var out []string
 	for le, values := range buckets {
@@ -83,7 +100,7 @@ func passes(buckets map[string]string) []string {
 // Prometheus scrapes them: two replicas, gauges kept by the standby after it
 // lost the lease, counters and a histogram that grow by the minute.
 func TestAlertsFireWhenTheyShould(t *testing.T) {
-	groups := renderedRules(t, render(t, withMonitoring...))
+	groups := renderedRules(t, render(t, withFlows...))
 	exprs := map[string]string{}
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
@@ -92,7 +109,7 @@ func TestAlertsFireWhenTheyShould(t *testing.T) {
 	}
 	engine := promqltest.NewTestEngine(t, false, 0, 1_000_000)
 	covered := map[string]map[bool]bool{}
-	for _, c := range alertCases {
+	for _, c := range append(slices.Clone(alertCases), flowAlertCases...) {
 		expr, ok := exprs[c.alert]
 		if !ok {
 			t.Errorf("no alert %s", c.alert)

@@ -37,7 +37,7 @@ func TestMonitoringQueriesUseExportedMetrics(t *testing.T) {
 		}
 		for _, name := range names {
 			used[name] = true
-			if !exported[name] {
+			if !exported[name] && !seriesWithStagedFlows[name] {
 				t.Errorf("%s reads %s, which calico-pni does not export", q.where, name)
 			}
 		}
@@ -51,6 +51,12 @@ func TestMonitoringQueriesUseExportedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// seriesWithStagedFlows are the metrics that have series only while a
+// staged project's flow logs are read, which the daemon run here (Calico
+// 3.28, flow logs off) has none of; controller/flows_server_test.go reads
+// them from a daemon that has.
+var seriesWithStagedFlows = map[string]bool{"calico_pni_pending_denied_flows": true}
 
 // histogramOf returns the histogram a _sum or _count series belongs to.
 func histogramOf(name string) (string, bool) {

@@ -101,7 +101,7 @@ func renderedRules(t *testing.T, objects []*unstructured.Unstructured) *rulefmt.
 // the alerts, with the chart's defaults and the ServiceMonitor on.
 func monitoringQueries(t *testing.T) []query {
 	t.Helper()
-	objects := render(t, withMonitoring...)
+	objects := render(t, withFlows...)
 	d, _ := renderedDashboard(t, objects)
 	var out []query
 	for _, p := range d.Panels {
@@ -229,7 +229,7 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	// What the dashboard is for.
-	for _, want := range []string{"Namespaces by state", "Managed policies", "Pass duration", "Writes by kind and verb", "Errors by stage", "Leader", "Configuration reloads", "Exposed namespaces", "Policies refused by validation"} {
+	for _, want := range []string{"Namespaces by state", "Managed policies", "Pass duration", "Writes by kind and verb", "Errors by stage", "Leader", "Configuration reloads", "Exposed namespaces", "Policies refused by validation", "Pending denied flows by staged project", "Flow evidence", "Prediction disagreements"} {
 		if !slices.ContainsFunc(d.Panels, func(p panel) bool { return p.Title == want }) {
 			t.Errorf("the dashboard has no panel %q", want)
 		}
@@ -241,7 +241,15 @@ func TestDashboard(t *testing.T) {
 // docs/operations.md. The rules pass Prometheus' rule-file parser
 // (renderedRules).
 func TestAlertRules(t *testing.T) {
-	groups := renderedRules(t, render(t, withMonitoring...))
+	want := []string{"CalicoPNINoLeader", "CalicoPNIPassesFailing", "CalicoPNINamespacesInError", "CalicoPNIPoliciesInvalid", "CalicoPNINamespacesExposed", "CalicoPNIFallingBehind"}
+	checkAlertRules(t, withMonitoring, want)
+	// Reading flow logs adds their alerts.
+	checkAlertRules(t, withFlows, append(want, "CalicoPNIFlowEvidenceUnavailable", "CalicoPNIPredictionDisagrees"))
+}
+
+func checkAlertRules(t *testing.T, flags []string, want []string) {
+	t.Helper()
+	groups := renderedRules(t, render(t, flags...))
 	anchors := markdownAnchors(t, repo(t, "docs", "operations.md"))
 	var alerts []string
 	for _, g := range groups.Groups {
@@ -271,9 +279,8 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"CalicoPNINoLeader", "CalicoPNIPassesFailing", "CalicoPNINamespacesInError", "CalicoPNIPoliciesInvalid", "CalicoPNINamespacesExposed", "CalicoPNIFallingBehind"}
 	if !slices.Equal(alerts, want) {
-		t.Errorf("alerts %v, want %v", alerts, want)
+		t.Errorf("%v: alerts %v, want %v", flags, alerts, want)
 	}
 }
 

@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -270,6 +271,8 @@ func TestEveryQuestion(t *testing.T) {
 			return kinds["ValidatingAdmissionPolicy"] == a && kinds["ValidatingAdmissionPolicyBinding"] == a
 		},
 		"serviceMonitor.enabled": func(a any) bool { return kinds["ServiceMonitor"] == a },
+		// The Secret is mounted where the configuration's TLS files are.
+		"flowsTLSSecret": func(a any) bool { return mountsGoldmaneSecret(d, rendered, str(a)) },
 		// The form's comma-separated project lists become the lists of
 		// config.projects.
 		"rolloutProjects.enforce": func(a any) bool { return sameProjects(rendered, "projects.enforce", a) },
@@ -306,6 +309,33 @@ func TestEveryQuestion(t *testing.T) {
 			t.Errorf("question %s: the answer %v does not reach the manifests", q.Variable, answer)
 		}
 	}
+}
+
+// mountsGoldmaneSecret says whether the daemon's pod mounts the Secret at
+// the directory of every TLS file of the rendered configuration's flows.
+func mountsGoldmaneSecret(d appsv1.Deployment, rendered map[string]any, secret string) bool {
+	volume := ""
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret {
+			volume = v.Name
+		}
+	}
+	dir := ""
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.Name == volume && m.ReadOnly {
+			dir = m.MountPath
+		}
+	}
+	if volume == "" || dir == "" {
+		return false
+	}
+	for _, file := range []string{"caFile", "certFile", "keyFile"} {
+		path, _ := lookup(rendered, "flows.tls."+file)
+		if p, _ := path.(string); filepath.Dir(p) != dir {
+			return false
+		}
+	}
+	return true
 }
 
 // firstWorkloads says whether the rendered configuration's list (monitoring

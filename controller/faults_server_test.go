@@ -22,7 +22,7 @@ import (
 )
 
 // ownEnv starts an API server of the test's own, with the article fixture.
-func ownEnv(t *testing.T, opts testbed.Options) *testbed.Env {
+func ownEnv(t testing.TB, opts testbed.Options) *testbed.Env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real-server test: run without -short")

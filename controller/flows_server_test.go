@@ -39,7 +39,7 @@ type goldmane struct {
 	tls config.FlowsTLS
 }
 
-func startGoldmane(t *testing.T) *goldmane {
+func startGoldmane(t testing.TB) *goldmane {
 	t.Helper()
 	ca, err := goldmanetest.NewCA("tigera-ca-test")
 	if err != nil {

@@ -83,7 +83,7 @@ type running struct {
 // start runs a controller against e as the leader. When the test ends it
 // stops it and removes everything calico-pni wrote, so the next test
 // starts from the fixture alone.
-func start(t *testing.T, e *testbed.Env, cfg *config.Config, mutate ...func(*controller.Options)) *running {
+func start(t testing.TB, e *testbed.Env, cfg *config.Config, mutate ...func(*controller.Options)) *running {
 	t.Helper()
 	restCfg, writes := testbed.CountWrites(testbed.As(e.Config, daemonUser))
 	kube := kubernetes.NewForConfigOrDie(restCfg)
@@ -148,7 +148,7 @@ func (r *running) stepDown() {
 }
 
 // waitReady waits for the first complete pass.
-func (r *running) waitReady(t *testing.T) {
+func (r *running) waitReady(t testing.TB) {
 	t.Helper()
 	testbed.Eventually(t, 60*time.Second, func() error {
 		if r.c.Ready() {
@@ -160,7 +160,7 @@ func (r *running) waitReady(t *testing.T) {
 
 // cleanupCluster removes what calico-pni wrote (the product's own cleanup)
 // and the namespaces tests created.
-func cleanupCluster(t *testing.T, e *testbed.Env) {
+func cleanupCluster(t testing.TB, e *testbed.Env) {
 	t.Helper()
 	ctx := context.Background()
 	disc := discovery.NewDiscoveryClientForConfigOrDie(e.Config)

@@ -22,7 +22,7 @@ import (
 
 var v130staged = calico.API{Group: calico.GroupV1, Version: calico.Version{Major: 3, Minor: 30}, Tiers: true, Staged: true}
 
-func stagedEnv(t *testing.T) *testbed.Env {
+func stagedEnv(t testing.TB) *testbed.Env {
 	t.Helper()
 	return ownEnv(t, testbed.Options{CalicoV1: true, CalicoStaged: true, CalicoVersion: "v3.30.1"})
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/calico-pni/calico-pni/cluster"
+	"github.com/calico-pni/calico-pni/promotions"
 )
 
 func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -24,6 +25,7 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	workers := fs.Int("write-workers", 32, "writes made at once within one step")
 	qps := fs.Float64("kube-api-qps", 500, "requests per second to the API server, sustained")
 	burst := fs.Int("kube-api-burst", 1000, "requests to the API server in a burst")
+	record := fs.String("promotions-configmap", "", "also delete this record of the promotion gate's promotions (namespace/name), if calico-pni made it")
 	settle := fs.Duration("settle", cluster.DefaultSettle, "how long the policy deletes wait after the last namespace left isolation, for Calico's dataplane to apply it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: "+prog+" cleanup [flags]\n\nRemoves everything calico-pni wrote: first every namespace leaves isolation (its\nisolated and staged labels go, in parallel), then the project labels and statuses go,\nthen, --settle later, the baseline policies, the other policies and calico-pni's tier.\nTouches only objects labelled app.kubernetes.io/managed-by=calico-pni. Stopped half\nway, it leaves no namespace cut off from its peers; run it again to finish.\nStop the daemon first (the chart's uninstall hook runs this after it has).\n\nExit codes: 0 done, 1 failed, 2 usage.\n\nFlags:")
@@ -34,6 +36,10 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	if ns, name, ok := strings.Cut(*stop, "/"); *stop != "" && (!ok || ns == "" || name == "") {
 		fmt.Fprintf(stderr, prog+" cleanup: --stop-deployment %q: give namespace/name\n", *stop)
+		return exitUsage
+	}
+	if ns, name, ok := strings.Cut(*record, "/"); *record != "" && (!ok || ns == "" || name == "") {
+		fmt.Fprintf(stderr, prog+" cleanup: --promotions-configmap %q: give namespace/name\n", *record)
 		return exitUsage
 	}
 	log, err := newLogger(stderr, *logLevel, "text")
@@ -63,6 +69,10 @@ func runCleanup(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 					var res cluster.CleanupResult
 					res, err = cluster.Cleanup(ctx, kube, dyn, disc, cluster.CleanupOptions{Workers: *workers, Settle: *settle, Log: log})
 					fmt.Fprintf(stdout, prog+" cleanup: released %d namespaces, deleted %d policies\n", res.Namespaces, res.Policies)
+				}
+				if err == nil && *record != "" {
+					ns, name, _ := strings.Cut(*record, "/")
+					err = promotions.Record{Kube: kube, Namespace: ns, Name: name}.Delete(ctx)
 				}
 			}
 		}

@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/policies"
+	"github.com/calico-pni/calico-pni/promotions"
 )
 
 // `status --pending` and `status --ready` show what the daemon wrote in
@@ -112,4 +115,39 @@ func onlyNamespaces(rows [][]string, prefix string) [][]string {
 		}
 	}
 	return out
+}
+
+// `cleanup --promotions-configmap` deletes the record of promotions that
+// calico-pni made, and leaves a ConfigMap of that name that it did not.
+func TestCleanupDeletesThePromotionRecord(t *testing.T) {
+	e := testbed.Need(t, env)
+	ctx := context.Background()
+	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := promotions.Record{Kube: e.Kube, Namespace: "default", Name: "cleanup-promotions"}
+	if err := record.Add(ctx, promotions.Promotion{Project: "p-b6jcw", At: time.Now().UTC().Truncate(time.Second), QuietSince: time.Now().Add(-200 * time.Hour).UTC().Truncate(time.Second), QuietFor: "168h", Evidence: "flow evidence from goldmane"}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cleanup-foreign", Namespace: "default"}, Data: map[string]string{"p-b6jcw": "x"}}
+	if _, err := e.Kube.CoreV1().ConfigMaps("default").Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Kube.CoreV1().ConfigMaps("default").Delete(context.Background(), "cleanup-foreign", metav1.DeleteOptions{}) })
+
+	for _, name := range []string{"cleanup-promotions", "cleanup-foreign"} {
+		if code, _, stderr := calicoPNI(t, "", "cleanup", "--kubeconfig", kubeconfig, "--settle", "0s", "--promotions-configmap", "default/"+name); code != exitOK {
+			t.Fatalf("cleanup of %s: exit %d, %s", name, code, stderr)
+		}
+	}
+	if _, err := e.Kube.CoreV1().ConfigMaps("default").Get(ctx, "cleanup-promotions", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the record is still there after cleanup: %v", err)
+	}
+	if _, err := e.Kube.CoreV1().ConfigMaps("default").Get(ctx, "cleanup-foreign", metav1.GetOptions{}); err != nil {
+		t.Errorf("a ConfigMap calico-pni did not make was deleted: %v", err)
+	}
+	if code, _, stderr := calicoPNI(t, "", "cleanup", "--kubeconfig", kubeconfig, "--promotions-configmap", "nameonly"); code != exitUsage || !strings.Contains(stderr, "give namespace/name") {
+		t.Errorf("--promotions-configmap nameonly: exit %d, %q", code, stderr)
+	}
 }

@@ -134,7 +134,9 @@ func TestCleanupDeletesThePromotionRecord(t *testing.T) {
 	if _, err := e.Kube.CoreV1().ConfigMaps("default").Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Kube.CoreV1().ConfigMaps("default").Delete(context.Background(), "cleanup-foreign", metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = e.Kube.CoreV1().ConfigMaps("default").Delete(context.Background(), "cleanup-foreign", metav1.DeleteOptions{})
+	})
 
 	for _, name := range []string{"cleanup-promotions", "cleanup-foreign"} {
 		if code, _, stderr := calicoPNI(t, "", "cleanup", "--kubeconfig", kubeconfig, "--settle", "0s", "--promotions-configmap", "default/"+name); code != exitOK {

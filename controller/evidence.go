@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/flows"
 	"github.com/calico-pni/calico-pni/policies"
 )
@@ -46,58 +45,6 @@ func (c *Controller) SetEvidence(e *Evidence) {
 	c.evidence.Store(e)
 	c.view.Store(nil)
 	c.enqueue(passKey)
-}
-
-// pendingView is the coarse summary of the pending denies that the pass
-// puts in the staged namespaces' status.
-type pendingView struct {
-	// byNamespace holds the namespaces with pending denies; the others
-	// get zero.
-	byNamespace map[string]*policies.Pending
-	zero        *policies.Pending
-	// gate is what the promotion gate says of each staged project.
-	gate map[string]projectGate
-}
-
-// projectGate is the gate's answer for a project as the statuses show it.
-type projectGate struct {
-	readyAt, lastDeny string
-}
-
-func (v *pendingView) of(namespace, project string) *policies.Pending {
-	p := v.zero
-	if own, ok := v.byNamespace[namespace]; ok {
-		p = own
-	}
-	g, ok := v.gate[project]
-	if !ok {
-		return p
-	}
-	out := *p
-	out.ReadyAt, out.LastDeny = g.readyAt, g.lastDeny
-	return &out
-}
-
-// gateView turns the gate's answers into what the statuses show: when
-// each project passes, rounded up to the hour, and its last unexpected
-// deny.
-func gateView(gate []flows.Readiness) map[string]projectGate {
-	out := make(map[string]projectGate, len(gate))
-	for _, r := range gate {
-		g := projectGate{}
-		if !r.ReadyAt.IsZero() {
-			at := r.ReadyAt.UTC()
-			if t := at.Truncate(time.Hour); !t.Equal(at) {
-				at = t.Add(time.Hour)
-			}
-			g.readyAt = at.Format(time.RFC3339)
-		}
-		if r.LastDeny != nil {
-			g.lastDeny = flows.DescribeKey(r.LastDeny.Key)
-		}
-		out[r.Project] = g
-	}
-	return out
 }
 
 // evidenceLoop is the state of watchEvidence, touched by it alone
@@ -173,51 +120,6 @@ func (c *Controller) evidenceTick(ctx context.Context) {
 	c.refreshEvidence(ctx, ev, st, now)
 }
 
-// noteAvailability logs, counts and records an event when the evidence
-// becomes available or unavailable.
-func (c *Controller) noteAvailability(st flows.Status) {
-	l := &c.loop
-	now := st.Available()
-	if now {
-		c.o.Metrics.FlowEvidenceAvailable.Set(1)
-	} else {
-		c.o.Metrics.FlowEvidenceAvailable.Set(0)
-	}
-	if l.available != nil && *l.available == now {
-		return
-	}
-	first := l.available == nil
-	l.available = &now
-	line := c.evidenceLine(st)
-	switch {
-	case now:
-		c.log.Info("flow evidence available", "status", line)
-		c.eventOnSelf(corev1.EventTypeNormal, "FlowEvidenceAvailable", line)
-	case first:
-		// Starting up: not yet available is no news.
-		c.log.Info("flow evidence not available yet", "status", line)
-	default:
-		c.log.Warn("flow evidence unavailable: staged projects' quiet time starts again when flows come back", "status", line)
-		c.eventOnSelf(corev1.EventTypeWarning, "FlowEvidenceUnavailable", line)
-	}
-}
-
-// evidenceLine is the evidence's status line, with the reason a Calico
-// older than 3.30 gives.
-func (c *Controller) evidenceLine(st flows.Status) string {
-	line := st.Line()
-	if v, ok := c.calicoVersion.Load().(calico.Version); ok && v != (calico.Version{}) && !v.AtLeast(3, 30) && !st.Available() {
-		line += " (Calico " + v.String() + " has no Goldmane: flow logs need Calico 3.30 or later)"
-	}
-	return line
-}
-
-func (c *Controller) eventOnSelf(kind, reason, message string) {
-	if c.o.Recorder != nil && c.o.Self != nil {
-		c.o.Recorder.Event(c.o.Self, kind, reason, message)
-	}
-}
-
 // refreshEvidence summarises the pending denies, and while this replica
 // leads runs the promotion gate and compares predictions.
 func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows.Status, _ time.Time) {
@@ -260,30 +162,6 @@ func (c *Controller) showView(view *pendingView) {
 		c.enqueue(passKey)
 	}
 }
-
-// unavailableReason says why there is no flow evidence, in words that
-// stay the same while the reason does (no times), for the statuses.
-func (c *Controller) unavailableReason(st flows.Status) string {
-	var why string
-	switch {
-	case st.State == flows.StateOff:
-		why = "the flow-log client is not running"
-	case st.LastError != "" && st.State != flows.StateStreaming && st.State != flows.StateConnected:
-		why = "no flow logs from Goldmane at " + st.Address + ": " + st.LastError
-	case st.State == flows.StateStreaming:
-		why = "Goldmane at " + st.Address + " sent no flow for longer than flows.maxGap"
-	default:
-		why = "connected to Goldmane at " + st.Address + ", no flow received yet"
-	}
-	if v, ok := c.calicoVersion.Load().(calico.Version); ok && v != (calico.Version{}) && !v.AtLeast(3, 30) {
-		why += " (Calico " + v.String() + " has no Goldmane: flow logs need Calico 3.30 or later)"
-	}
-	return "flow evidence unavailable: " + why
-}
-
-// notReadReason is what a staged namespace's status says while flow logs
-// are not read.
-const notReadReason = "flow evidence unavailable: calico-pni does not read Calico's flow logs (flows.enabled: false; docs/rollout.md)"
 
 // leading reports whether this replica leads now.
 func (c *Controller) leading() bool { return c.queue.Load() != nil }
@@ -345,23 +223,6 @@ func (c *Controller) stagedProjects(nss namespaceFacts, now time.Time) []flows.S
 		}
 	}
 	l.first = false
-	return out
-}
-
-// stagedSnapshot returns the staged projects as the last refresh saw
-// them, for the reports.
-func (c *Controller) stagedSnapshot(nss namespaceFacts) []flows.StagedProject {
-	l := &c.loop
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	seen := map[string]bool{}
-	var out []flows.StagedProject
-	for ns := range nss.staged {
-		if p := nss.project[ns]; p != "" && !seen[p] {
-			seen[p] = true
-			out = append(out, flows.StagedProject{Project: p, Since: l.stagedSince[p]})
-		}
-	}
 	return out
 }
 

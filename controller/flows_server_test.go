@@ -296,6 +296,13 @@ func TestFlowEvidence(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "promoting a staged project") {
 		t.Errorf("no log line of the promotion")
 	}
+	if p, ok := r.c.Promoted()["p-mcb29"]; !ok || p.QuietFor != "1h0m0s" || !strings.HasPrefix(p.Evidence, "flow evidence from "+g.Address()) {
+		t.Errorf("the controller's promotions: %+v", r.c.Promoted())
+	}
+	st, _ = status(t, e, "redis")
+	if !strings.Contains(st.Reason, "without an unexpected pending deny (projects.promote)") {
+		t.Errorf("redis's status does not say why it is enforced: %q", st.Reason)
+	}
 	// At the next refresh, the denies of p-mcb29 are pending no more.
 	testbed.Eventually(t, wait, func() error {
 		if n := testutil.CollectAndCount(m.PendingDeniedFlows); n != 0 {

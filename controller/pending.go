@@ -53,6 +53,58 @@ func livePending(state *cluster.State, name string) *policies.Pending {
 	return st.Pending
 }
 
+// pendingView is the coarse summary of the pending denies that the pass
+// puts in the staged namespaces' status.
+type pendingView struct {
+	// byNamespace holds the namespaces with pending denies; the others
+	// get zero.
+	byNamespace map[string]*policies.Pending
+	zero        *policies.Pending
+	// gate is what the promotion gate says of each staged project.
+	gate map[string]projectGate
+}
+
+// projectGate is the gate's answer for a project as the statuses show it.
+type projectGate struct {
+	readyAt, lastDeny string
+}
+
+func (v *pendingView) of(namespace, project string) *policies.Pending {
+	p := v.zero
+	if own, ok := v.byNamespace[namespace]; ok {
+		p = own
+	}
+	g, ok := v.gate[project]
+	if !ok {
+		return p
+	}
+	out := *p
+	out.ReadyAt, out.LastDeny = g.readyAt, g.lastDeny
+	return &out
+}
+
+// gateView turns the gate's answers into what the statuses show: when
+// each project passes, rounded up to the hour, and its last unexpected
+// deny.
+func gateView(gate []flows.Readiness) map[string]projectGate {
+	out := make(map[string]projectGate, len(gate))
+	for _, r := range gate {
+		g := projectGate{}
+		if !r.ReadyAt.IsZero() {
+			at := r.ReadyAt.UTC()
+			if t := at.Truncate(time.Hour); !t.Equal(at) {
+				at = t.Add(time.Hour)
+			}
+			g.readyAt = at.Format(time.RFC3339)
+		}
+		if r.LastDeny != nil {
+			g.lastDeny = flows.DescribeKey(r.LastDeny.Key)
+		}
+		out[r.Project] = g
+	}
+	return out
+}
+
 // summarize makes the coarse view of the pending denies: per namespace
 // the flows denied by the walls and by tenants, rounded down to a power
 // of ten, and the three peers with most such flows.

@@ -10,10 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/calico-pni/calico-pni/config"
@@ -153,21 +150,9 @@ var errStalled = errors.New("stalled")
 // stream runs one connection and one stream to its end. It reports
 // whether any flow arrived, and why the stream ended.
 func (c *Client) stream(ctx context.Context) (delivered bool, err error) {
-	cfg, err := c.opts.TLS()
+	conn, err := dial(c.opts.Address, c.opts.ServerName, c.opts.TLS)
 	if err != nil {
 		return false, err
-	}
-	if c.opts.ServerName != "" {
-		cfg.ServerName = c.opts.ServerName
-	}
-	conn, err := grpc.NewClient(c.opts.Address,
-		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		// Pings find a connection whose peer vanished without closing it;
-		// gRPC servers refuse pings more often than every 5 minutes.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Minute, Timeout: 20 * time.Second}),
-	)
-	if err != nil {
-		return false, fmt.Errorf("Goldmane at %s: %w", c.opts.Address, err)
 	}
 	defer func() { _ = conn.Close() }()
 

@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/calico-pni/calico-pni/evaluator"
+	"github.com/calico-pni/calico-pni/flows"
 	"github.com/calico-pni/calico-pni/rancher"
 	"github.com/calico-pni/calico-pni/report"
 )
@@ -24,6 +26,8 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	output := fs.String("o", "text", "output: text, csv, json or html")
 	var in evalInput
 	in.register(fs)
+	var observed observedFlags
+	observed.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: "+prog+" matrix [--by project|namespace] [--port N] [--protocol P] (-f FILE | --kubeconfig PATH) [--preview | --compare [--before today|preview]] [--without-rancher] [-o text|csv|json|html]\n\nSays who can reach whom, with the policy that decides each cell. Pods with the same\nrelevant labels in namespaces with the same relevant labels behave alike, so one\npair of each is evaluated.\n\nTaking over from Rancher's own project isolation, compare three states:\n  --compare                                     today -> calico-pni beside Rancher's isolation\n  --compare --before preview --without-rancher  -> Rancher's isolation switched off\n  --compare --without-rancher                   today -> calico-pni alone\n\nExit codes: 0 evaluated, 1 bad input, 2 usage.\n\nFlags:")
 		fs.PrintDefaults()
@@ -50,6 +54,8 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exitUsage, "--before preview compares calico-pni's policies beside Rancher's isolation with them alone: give it with --compare and --without-rancher")
 	case in.withoutRancher && !*compare && !in.preview:
 		return fail(exitUsage, "--without-rancher changes the state with calico-pni's policies: give it with --preview or --compare")
+	case observed.on && (*compare || *output != "text"):
+		return fail(exitUsage, "--observed compares one state with the flow logs, in text: leave out --compare and -o")
 	}
 	proto, err := checkProtocol(*protocol)
 	if err != nil {
@@ -66,6 +72,14 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *compare {
 		from = *before
 	}
+	var seen []flows.Flow
+	if observed.on {
+		// Read before the evaluation, so that a Goldmane out of reach
+		// fails at once.
+		if seen, err = observed.list(30 * time.Second); err != nil {
+			return fail(exitInvalid, "--observed: %v", err)
+		}
+	}
 	r := matrixReport(in, loaded, *by, proto, uint16(*port), from)
 	switch *output {
 	case "csv":
@@ -76,6 +90,15 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = report.MatrixHTML(stdout, r)
 	default:
 		err = report.MatrixText(stdout, r)
+	}
+	if err == nil && observed.on {
+		state, cluster := "Today's state", loaded.today
+		if in.preview {
+			state, cluster = "The state with calico-pni's policies (--preview)", in.after(loaded)
+		}
+		rep := compareObserved(seen, in.index(cluster), cluster.Pods, proto, uint16(*port))
+		rep.address, rep.window = observed.address, observed.window
+		err = writeObserved(stdout, rep, state)
 	}
 	if err != nil {
 		return fail(exitInvalid, "%v", err)

@@ -143,7 +143,7 @@ func (c *Controller) refreshEvidence(ctx context.Context, ev *Evidence, st flows
 		c.log.Debug("promotion gate", "project", r.Project, "ready", r.Ready, "quietSince", r.QuietSince, "unexpected", r.Unexpected, "accepted", r.Accepted, "reason", r.Reason)
 	}
 	c.showView(view)
-	c.o.Metrics.SetPending(pendingByProject(sum, staged))
+	c.o.Metrics.SetPending(pendingByProject(sum, staged, nss))
 	c.log.Info("flow evidence", "status", c.evidenceLine(st), "pendingDenies", wallFlows(sum), "namespaces", len(view.byNamespace), "stagedProjects", len(staged))
 	if !c.leading() {
 		return
@@ -227,8 +227,9 @@ func (c *Controller) stagedProjects(nss namespaceFacts, now time.Time) []flows.S
 }
 
 // pendingByProject is the metric: every staged project's wall denies,
-// zero for those without any; a project that is not staged has none.
-func pendingByProject(sum flows.Summary, staged []flows.StagedProject) map[string]int64 {
+// zero for those without any, and under "" those of staged namespaces
+// isolated on their own; a project that is not staged has none.
+func pendingByProject(sum flows.Summary, staged []flows.StagedProject, nss namespaceFacts) map[string]int64 {
 	out := map[string]int64{}
 	for _, sp := range staged {
 		out[sp.Project] = 0
@@ -236,8 +237,19 @@ func pendingByProject(sum flows.Summary, staged []flows.StagedProject) map[strin
 	for _, p := range sum.Projects {
 		// Denies of a project enforced since stay in the window, but
 		// are pending no more.
-		if _, ok := out[p.Project]; ok {
+		if _, ok := out[p.Project]; ok && p.Project != "" {
 			out[p.Project] += p.Flows
+		}
+	}
+	for ns := range nss.staged {
+		if nss.project[ns] == "" {
+			out[""] = 0 // a series even without denies
+			break
+		}
+	}
+	for _, ns := range sum.Namespaces {
+		if nss.staged[ns.Namespace] && nss.project[ns.Namespace] == "" {
+			out[""] += ns.Flows
 		}
 	}
 	return out

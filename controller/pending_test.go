@@ -83,3 +83,22 @@ func TestGateView(t *testing.T) {
 		t.Errorf("the shared zero summary was changed: %+v", v.zero)
 	}
 }
+
+// The metric counts every staged project (zero without denies), staged
+// namespaces isolated on their own under "", and no project that is not
+// staged (its denies stay in the window after a promotion).
+func TestPendingByProject(t *testing.T) {
+	nss := namespaceFacts{
+		project: map[string]string{"shop": "p-shop", "lab": "", "report": "p-data", "sandbox": ""},
+		staged:  map[string]bool{"shop": true, "lab": true},
+	}
+	staged := []flows.StagedProject{{Project: "p-shop"}, {Project: "p-quiet"}}
+	sum := flows.Summary{
+		Projects:   []flows.ProjectSummary{{Project: "p-shop", Flows: 7}, {Project: "p-data", Flows: 3}, {Project: "", Flows: 9}},
+		Namespaces: []flows.NamespaceSummary{{Namespace: "shop", Flows: 7}, {Namespace: "report", Flows: 3}, {Namespace: "lab", Flows: 4}, {Namespace: "sandbox", Flows: 5}},
+	}
+	want := map[string]int64{"p-shop": 7, "p-quiet": 0, "": 4}
+	if got := pendingByProject(sum, staged, nss); !reflect.DeepEqual(got, want) {
+		t.Errorf("pending by project %v, want %v", got, want)
+	}
+}

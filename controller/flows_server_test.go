@@ -450,4 +450,25 @@ func TestFlowEvidenceUnavailable(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Switched on again, towards a Goldmane that answers: a new client
+	// reads it, and the pending denies replace the reason.
+	live := startGoldmane(t)
+	live.Publish(evidenceTable[0].flow(time.Now().Add(-time.Minute).Truncate(15 * time.Second)))
+	on := flowsConfig(live.Address(), live.tls)
+	on.Projects.Promote.Automatic = false
+	r.c.SetConfig(on)
+	testbed.Eventually(t, wait, func() error {
+		st, _, err := readStatus(e, "redis")
+		if err != nil {
+			return err
+		}
+		if st.Pending == nil || st.Pending.Unavailable != "" || st.Pending.Flows != "1+" {
+			return fmt.Errorf("redis: pending %+v, want the live Goldmane's deny", st.Pending)
+		}
+		return nil
+	})
+	if got := testutil.ToFloat64(m.FlowEvidenceAvailable); got != 1 {
+		t.Errorf("calico_pni_flow_evidence_available = %v after switching to a live Goldmane, want 1", got)
+	}
 }

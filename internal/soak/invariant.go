@@ -286,7 +286,7 @@ func (s *soak) checkWrites(op int, what string, writes []testbed.Write, after *s
 	for _, w := range writes {
 		switch {
 		case strings.HasPrefix(w.Resource, "leases"):
-		case slices.Contains(replicas, w.Writer):
+		case slices.Contains(calicoPNIWriters, w.Writer):
 			own = append(own, w)
 		default:
 			cur.apply(w)
@@ -376,7 +376,7 @@ func (c *wireCheck) check(writes []testbed.Write, rep *report) {
 func daemonWrites(writes []testbed.Write) []testbed.Write {
 	var out []testbed.Write
 	for _, w := range writes {
-		if slices.Contains(replicas, w.Writer) && !strings.HasPrefix(w.Resource, "leases") {
+		if slices.Contains(calicoPNIWriters, w.Writer) && !strings.HasPrefix(w.Resource, "leases") {
 			out = append(out, w)
 		}
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,6 +32,11 @@ type operation struct {
 
 var operations = []operation{
 	{"move a namespace", false, 14, (*soak).moveNamespace},
+	{"move several namespaces at once", false, 6, (*soak).moveSeveral},
+	{"swap two namespaces' projects", false, 4, (*soak).swapProjects},
+	{"move into or out of the System project", false, 4, (*soak).moveSystem},
+	{"uninstall (cleanup) and install again", false, 2, (*soak).cleanup},
+	{"interrupt a cleanup", true, 2, (*soak).interruptCleanup},
 	{"create a namespace", false, 6, (*soak).createNamespace},
 	{"delete a namespace", false, 4, (*soak).deleteNamespace},
 	{"change the nodes", false, 8, (*soak).changeNodes},
@@ -380,4 +387,123 @@ func (s *soak) tamperLabels() (string, error) {
 	}
 	_, err = s.intr.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	return what, err
+}
+
+// moveSeveral moves two to four namespaces at once, each to another
+// project (a new one, or one the others go to), written in parallel so
+// that one pass of the daemon sees them all.
+func (s *soak) moveSeveral() (string, error) {
+	nss, err := s.userNamespaces()
+	if err != nil || len(nss) < 2 {
+		return "none", err
+	}
+	s.r.Shuffle(len(nss), func(i, j int) { nss[i], nss[j] = nss[j], nss[i] })
+	nss = nss[:min(len(nss), 2+s.r.IntN(3))]
+	target := s.otherProject("")
+	moves := map[string]string{}
+	for i := range nss {
+		to := target
+		if s.r.IntN(3) == 0 {
+			to = s.otherProject(nss[i].Labels["field.cattle.io/projectId"])
+		}
+		moves[nss[i].Name] = to
+	}
+	return describeMoves(moves), s.setProjects(nss, moves)
+}
+
+// swapProjects exchanges the projects of two namespaces of different
+// projects, both written at once.
+func (s *soak) swapProjects() (string, error) {
+	nss, err := s.userNamespaces()
+	if err != nil {
+		return "", err
+	}
+	s.r.Shuffle(len(nss), func(i, j int) { nss[i], nss[j] = nss[j], nss[i] })
+	for i := range nss {
+		for j := i + 1; j < len(nss); j++ {
+			pi, pj := nss[i].Labels["field.cattle.io/projectId"], nss[j].Labels["field.cattle.io/projectId"]
+			if pi != pj {
+				moves := map[string]string{nss[i].Name: pj, nss[j].Name: pi}
+				return describeMoves(moves), s.setProjects([]corev1.Namespace{nss[i], nss[j]}, moves)
+			}
+		}
+	}
+	return "none", nil
+}
+
+// moveSystem moves a namespace into the System project, or one the soak
+// moved there back out, as an admin moving a tool into it would.
+func (s *soak) moveSystem() (string, error) {
+	nss, err := s.userNamespaces()
+	if err != nil || len(nss) == 0 {
+		return "none", err
+	}
+	for _, ns := range nss {
+		if ns.Labels["field.cattle.io/projectId"] == s.system {
+			to := s.otherProject(s.system)
+			return fmt.Sprintf("%s out of the System project to %s", ns.Name, to), s.setProject(&ns, to)
+		}
+	}
+	ns := nss[s.r.IntN(len(nss))]
+	return fmt.Sprintf("%s from %s into the System project", ns.Name, ns.Labels["field.cattle.io/projectId"]), s.setProject(&ns, s.system)
+}
+
+func describeMoves(moves map[string]string) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(moves)) {
+		parts = append(parts, name+" to "+moves[name])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// setProjects writes several moves in parallel: the namespaces were read
+// first, so the writes land within a few milliseconds, well inside the
+// replicas' debounce window.
+func (s *soak) setProjects(nss []corev1.Namespace, moves map[string]string) error {
+	var g errgroup.Group
+	for i := range nss {
+		ns := &nss[i]
+		g.Go(func() error { return s.setProject(ns, moves[ns.Name]) })
+	}
+	return g.Wait()
+}
+
+// cleanup uninstalls as the chart's hook does: the replicas stop, then
+// `calico-pni cleanup` runs to the end. The cleanup's writes are judged
+// on their own (their end is a cluster without walls); the replicas then
+// start again, and their cold start is the operation's second half.
+func (s *soak) cleanup() (string, error) {
+	s.stopReplicas()
+	if err := s.runCleanup(-1); err != nil {
+		return "", err
+	}
+	return "cleanup, then the replicas start again", s.afterCleanup("cleanup", released)
+}
+
+// interruptCleanup kills `calico-pni cleanup` after some of its writes,
+// as a hook attempt that runs out of time; then either a second cleanup
+// finishes the job or the replicas start again on the half-released
+// cluster (an uninstall given up). Both must keep the promise.
+func (s *soak) interruptCleanup() (string, error) {
+	s.stopReplicas()
+	nss, err := s.userNamespaces()
+	if err != nil {
+		return "", err
+	}
+	after := 1 + s.r.IntN(max(1, len(nss)))
+	if err := s.runCleanup(after); err != nil {
+		return "", err
+	}
+	what := fmt.Sprintf("cleanup killed after %d writes", after)
+	if s.r.IntN(2) == 0 {
+		return what + ", then the replicas start again", s.afterCleanup(what, halfway)
+	}
+	if err := s.afterCleanupHalf(what); err != nil {
+		return "", err
+	}
+	if err := s.runCleanup(-1); err != nil {
+		return "", err
+	}
+	what += ", a second cleanup"
+	return what + ", then the replicas start again", s.afterCleanup(what, released)
 }

@@ -24,6 +24,10 @@ type report struct {
 	// verdicts checked after them.
 	Writes, Checked int
 	Indeterminate   int
+	// Replay is what the reference evaluator judged; Stated counts the
+	// oracle's verdicts checked at quiet points (with both evaluators).
+	Replay replayTotals
+	Stated int
 	// WrongVerdicts counts the verdicts that broke the invariant;
 	// Violations names the first of each write.
 	WrongVerdicts int
@@ -70,6 +74,9 @@ func (r *report) String() string {
 	fmt.Fprintf(&b, "convergence p50 %s, p99 %s, max %s\n", percentile(r.Converge, 0.5).Round(time.Millisecond),
 		percentile(r.Converge, 0.99).Round(time.Millisecond), percentile(r.Converge, 1).Round(time.Millisecond))
 	fmt.Fprintf(&b, "replica writes checked %d, connection verdicts checked %d (%s), indeterminate %d\n", r.Writes, r.Checked, r.CheckTime.Round(time.Millisecond), r.Indeterminate)
+	fmt.Fprintf(&b, "reference evaluator: %d transitions, %d committed writes replayed, %d states, %d verdicts checked, %d gaps\n",
+		r.Replay.Transitions, r.Replay.Writes, r.Replay.States, r.Replay.Verdicts, r.Replay.Gaps)
+	fmt.Fprintf(&b, "stated verdicts checked at quiet points (both evaluators): %d\n", r.Stated)
 	fmt.Fprintf(&b, "violations %d (writes that broke the invariant; %d verdicts), overlapping writers %d, failures %d\n", len(r.Violations), r.WrongVerdicts, len(r.Overlaps), len(r.Failures))
 	for _, list := range [][]string{r.Violations, r.Overlaps, r.Failures} {
 		for i, v := range list {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/calico"
 	"github.com/calico-pni/calico-pni/config"
+	"github.com/calico-pni/calico-pni/internal/replay"
 	"github.com/calico-pni/calico-pni/internal/synthetic"
 	"github.com/calico-pni/calico-pni/internal/testbed"
 )
@@ -46,6 +47,13 @@ const (
 )
 
 var replicas = []string{"soak-a", "soak-b"}
+
+// cleaner is the writer of `calico-pni cleanup`, run in the middle of
+// the soak as the chart's uninstall hook runs it.
+const cleaner = "soak-cleanup"
+
+// calicoPNIWriters are the writers whose writes must keep the promise.
+var calicoPNIWriters = append(slices.Clone(replicas), cleaner)
 
 // soak is one run.
 type soak struct {
@@ -72,11 +80,20 @@ type soak struct {
 	nextNode  int
 
 	// before is the state at the last quiet point; checks compare every
-	// write after it with it and with the next quiet point.
-	before *state
-	probes *probes
-	wire   *wireCheck
-	rep    *report
+	// write after it with it and with the next quiet point. replayBefore
+	// is the same state as the reference evaluator reads it, and mark the
+	// audit log's position then.
+	before       *state
+	replayBefore *replay.State
+	mark         int64
+	system       string
+	// current is the operation being applied; phase says what the
+	// cluster's walls are at the quiet point being checked.
+	current int
+	phase   phase
+	probes  *probes
+	wire    *wireCheck
+	rep     *report
 	// explained is set once the writes of a failing operation are logged.
 	explained bool
 }
@@ -154,8 +171,25 @@ func (s *soak) setUp() error {
 	if err := s.waitQuiet(); err != nil {
 		return fmt.Errorf("the first quiet point: %w", err)
 	}
-	s.before, err = s.capture()
-	return err
+	return s.quietPoint(0)
+}
+
+// quietPoint captures the state at a quiet point, checks both evaluators
+// against the stated verdicts in it, and marks the audit log: the next
+// operation's writes are judged from here.
+func (s *soak) quietPoint(op int) error {
+	var err error
+	if s.mark, err = s.e.Wire().Mark(); err != nil {
+		return err
+	}
+	if s.before, err = s.capture(); err != nil {
+		return err
+	}
+	if s.replayBefore, err = s.captureReplay(); err != nil {
+		return err
+	}
+	s.checkOracle(op, s.before, s.replayBefore)
+	return nil
 }
 
 func (s *soak) tearDown() {
@@ -173,6 +207,7 @@ func (s *soak) loadCluster() error {
 	ctx := context.Background()
 	c := synthetic.New(synthetic.Size{Namespaces: s.o.Namespaces, Projects: s.o.Projects, Nodes: s.o.Nodes})
 	s.projects = slices.Clone(c.Projects)
+	s.system = c.SystemProject
 	for _, ns := range c.Namespaces {
 		if _, err := s.op.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 			if ns.Name != "kube-system" {
@@ -253,7 +288,9 @@ func (s *soak) startReplica(name string) error {
 	p.cmd = exec.Command(s.binary, "run", "--kubeconfig", kubeconfig, "--config", filepath.Join(s.dir, "config.yaml"),
 		"--config-poll", "100ms", "--http-address", "127.0.0.1:0", "--pod-name", name, "--pod-namespace", "default",
 		"--leader-election-id", lease, "--lease-duration", "2s", "--renew-deadline", "1500ms", "--retry-period", "250ms",
-		"--debounce", "20ms", "--log-format", "text", "--log-level", "info")
+		// A debounce of 1 s: the moves of one batch (written in
+		// parallel) land in one pass even on a loaded machine.
+		"--debounce", "1s", "--log-format", "text", "--log-level", "info")
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
@@ -296,11 +333,8 @@ func (s *soak) leader() string {
 // step applies one operation, waits for the next quiet point and checks
 // every write in between.
 func (s *soak) step(i int) error {
-	mark, err := s.e.Wire().Mark()
-	if err != nil {
-		return err
-	}
 	op := s.pick()
+	s.current = i
 	started := time.Now()
 	what, err := op.apply(s)
 	if err != nil {
@@ -314,17 +348,27 @@ func (s *soak) step(i int) error {
 		return fmt.Errorf("%s (%s): %w", op.name, what, err)
 	}
 	s.rep.Converge = append(s.rep.Converge, time.Since(started))
+	return s.judge(i, op.name+" ("+what+")")
+}
+
+// judge checks the writes since the last quiet point, with both
+// evaluators, and makes the state now the next quiet point.
+func (s *soak) judge(i int, what string) error {
+	writes, err := s.e.Wire().Writes(s.mark)
+	if err != nil {
+		return err
+	}
 	after, err := s.capture()
 	if err != nil {
 		return err
 	}
-	writes, err := s.e.Wire().Writes(mark)
+	rafter, err := s.captureReplay()
 	if err != nil {
 		return err
 	}
-	s.checkWrites(i, op.name+" ("+what+")", writes, after)
-	s.before = after
-	return nil
+	s.checkWrites(i, what, writes, after)
+	s.replayWrites(i, what, writes, rafter)
+	return s.quietPoint(i)
 }
 
 // waitQuiet waits until the cluster holds what render computes for it,
@@ -371,4 +415,102 @@ func (s *soak) dumpLogs() {
 		lines := strings.Split(string(b), "\n")
 		s.log("last lines of %s's log:\n%s", name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
+}
+
+// stopReplicas stops both replicas, as the chart's uninstall hook scales
+// the Deployment to zero before it cleans up.
+func (s *soak) stopReplicas() {
+	for _, name := range replicas {
+		if p := s.procs[name]; p != nil {
+			p.stop()
+			delete(s.procs, name)
+		}
+	}
+}
+
+// runCleanup runs `calico-pni cleanup`; with killAfter >= 0 it kills the
+// process with SIGKILL once that many of its writes are on the wire (or
+// lets it finish if it makes fewer).
+func (s *soak) runCleanup(killAfter int) error {
+	kubeconfig, err := s.e.WriteKubeconfigAs(s.dir, cleaner)
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(s.dir, "cleanup.log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command(s.binary, "cleanup", "--kubeconfig", kubeconfig, "--timeout", "2m", "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if killAfter >= 0 {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-done:
+				return cleanupResult(err, logPath)
+			case <-tick.C:
+			}
+			writes, err := s.e.Wire().Writes(s.mark)
+			if err != nil {
+				_ = cmd.Process.Kill()
+				<-done
+				return err
+			}
+			n := 0
+			for _, w := range writes {
+				if w.Writer == cleaner {
+					n++
+				}
+			}
+			if n >= killAfter {
+				_ = cmd.Process.Kill()
+				<-done
+				return nil
+			}
+		}
+	}
+	return cleanupResult(<-done, logPath)
+}
+
+func cleanupResult(err error, logPath string) error {
+	if err != nil {
+		b, _ := os.ReadFile(logPath)
+		return fmt.Errorf("calico-pni cleanup: %v\n%s", err, b)
+	}
+	return nil
+}
+
+// afterCleanupHalf judges the writes of an interrupted cleanup: the
+// cluster holds no walls at the end of a cleanup, but half way it holds
+// some, so the next quiet point is the state the interruption left.
+func (s *soak) afterCleanupHalf(what string) error {
+	s.phase = halfway
+	defer func() { s.phase = walls }()
+	return s.judge(s.current, what)
+}
+
+// afterCleanup judges the cleanup's writes (end says whether it
+// finished), and starts the replicas again: the step then waits for
+// their cold start and judges it.
+func (s *soak) afterCleanup(what string, end phase) error {
+	s.phase = end
+	err := s.judge(s.current, what)
+	s.phase = walls
+	if err != nil {
+		return err
+	}
+	for _, name := range replicas {
+		if err := s.startReplica(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,19 +1,27 @@
 // Command soak is calico-pni's randomized fault soak. It runs two replicas
 // of the daemon (as processes, with leader election) against a real
 // kube-apiserver with Calico's CRDs and a synthetic Rancher cluster, and
-// applies hundreds of random operations — project moves, new and emptied
-// projects, namespaces created and deleted, node changes, opt-outs,
-// configuration changes that add and remove classes of policy —
-// interleaved with faults: API server restarts, the leader killed, and a
-// second writer changing calico-pni's own objects.
+// applies hundreds of random operations — project moves, several
+// namespaces moving at once, two namespaces swapping projects, moves into
+// and out of the System project, new and emptied projects, namespaces
+// created and deleted, node changes, opt-outs, configuration changes that
+// add and remove classes of policy, an uninstall (`calico-pni cleanup`)
+// followed by a new install — interleaved with faults: API server
+// restarts, the leader killed, a cleanup killed half way, and a second
+// writer changing calico-pni's own objects.
 //
 // After every operation it waits for the cluster to be quiet and checks
-// that it holds exactly what `calico-pni render` computes for it. Across
-// the API server's audit log it checks, after every single write of the
-// daemons, that no connection between the probes is denied that both the
-// state before the operation and the state after it allow, nor allowed
-// that both deny (with calico-pni's policy evaluator), and that the two
-// replicas never wrote at once.
+// that it holds exactly what `calico-pni render` computes for it, and that
+// a table of verdicts the soak states itself (within a project allowed,
+// across projects and from the internet denied, the System project and
+// Prometheus admitted everywhere, DNS answered, everything open after an
+// uninstall) holds. Across the API server's audit log it checks, after
+// every single committed write of the daemons and of cleanup, that no
+// connection between the probes is denied that both the state before the
+// operation and the state after it allow, nor allowed that both deny. Two
+// evaluators judge each state: calico-pni's own and the reference
+// evaluator of internal/replay, which shares no code with it. It also
+// checks that the two replicas never wrote at once.
 //
 //	go run ./internal/soak -seed 1 -ops 300
 //

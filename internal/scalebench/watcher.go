@@ -128,7 +128,9 @@ func (w *watcher) want(d policies.Desired) {
 
 // seeNamespace compares a namespace's status with the wanted one. The
 // exposures the daemon finds are left out of the comparison (the
-// generator does not compute them) and counted instead.
+// generator does not compute them) and counted instead; so is the flow
+// evidence the daemon adds to a staged namespace's status (pending
+// denies, or why there are none: the bench runs no Goldmane).
 func (w *watcher) seeNamespace(o any) {
 	ns, ok := o.(*corev1.Namespace)
 	if !ok {
@@ -140,9 +142,9 @@ func (w *watcher) seeNamespace(o any) {
 	w.mu.Unlock()
 	exposed := false
 	if got != want && got != "" {
-		if st, err := policies.DecodeStatus(got); err == nil && len(st.Exposures) > 0 {
-			exposed = true
-			st.Exposures = nil
+		if st, err := policies.DecodeStatus(got); err == nil && (len(st.Exposures) > 0 || st.Pending != nil) {
+			exposed = len(st.Exposures) > 0
+			st.Exposures, st.Pending = nil, nil
 			got = st.Encode()
 		}
 	}

@@ -182,20 +182,16 @@ func (g *generator) isolated() calico.Selector { return calico.Eq(g.view.label, 
 
 func (g *generator) run(snap Snapshot) Desired {
 	g.promoted = snap.Promoted
+	projects := GroupProjects(g.cfg, snap.Namespaces)
 	infos := make([]*nsInfo, len(snap.Namespaces))
 	byName := make(map[string]*nsInfo, len(snap.Namespaces))
 	for i, ns := range snap.Namespaces {
-		infos[i] = &nsInfo{ns: ns, member: rancher.ProjectOf(ns.Labels, ns.Annotations, g.cfg.TrustLabelOnly)}
+		infos[i] = &nsInfo{ns: ns, member: projects.Of[ns.Name]}
 		byName[ns.Name] = infos[i]
 	}
 	slices.SortFunc(infos, func(a, b *nsInfo) int { return cmp.Compare(a.ns.Name, b.ns.Name) })
 
-	g.d.SystemProject, g.d.SystemProjectSource = rancher.SystemProject(g.cfg.SystemProject, func(name string) string {
-		if info, ok := byName[name]; ok {
-			return info.member.Project
-		}
-		return ""
-	})
+	g.d.SystemProject, g.d.SystemProjectSource = projects.System, projects.SystemSource
 	if g.d.SystemProject == "" {
 		g.d.Problems = append(g.d.Problems, "no System project: systemProject is not configured and neither cattle-system nor kube-system is in a project; isolated namespaces accept traffic from their own project only")
 	}

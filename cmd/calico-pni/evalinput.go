@@ -19,6 +19,7 @@ import (
 	"github.com/calico-pni/calico-pni/config"
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/objects"
+	"github.com/calico-pni/calico-pni/policies"
 	"github.com/calico-pni/calico-pni/rancher"
 	"github.com/calico-pni/calico-pni/report"
 )
@@ -60,7 +61,7 @@ type evalInput struct {
 func (in *evalInput) register(fs *flag.FlagSet) {
 	fs.Var(&in.files, "f", "read the objects from this YAML or JSON file ('-' for standard input); may be given several times. Make it with:\n"+evaluatedKinds)
 	fs.StringVar(&in.kubeconfig, "kubeconfig", "", "read the objects from the cluster of this kubeconfig instead of files")
-	fs.StringVar(&in.configPath, "config", "", "calico-pni configuration file for --preview (default: built-in defaults)")
+	fs.StringVar(&in.configPath, "config", "", "calico-pni configuration file for --preview and for the projects of matrix --by project (trustLabelOnly, systemProject); default: built-in defaults")
 	fs.StringVar(&in.calicoVersion, "calico-version", "", "Calico version for --preview (e.g. v3.28.5); default: from a ClusterInformation in the input, as the cluster reports it")
 	fs.BoolVar(&in.preview, "preview", false, "evaluate as if calico-pni's policies and namespace labels, computed as `calico-pni render` computes them, were in place (replacing what calico-pni wrote before)")
 	fs.BoolVar(&in.staged, "staged", false, "evaluate staged policies as if they were enforced")
@@ -84,6 +85,22 @@ type input struct {
 	preview, alone *evaluator.Cluster
 	api            calico.API
 	notes          []string
+	// cfg is the configuration of --config (the defaults without it).
+	cfg *config.Config
+}
+
+// projects sorts the namespaces read into projects as calico-pni's
+// generator does under the configuration given.
+func (in *input) projects() policies.Projects {
+	cfg := in.cfg
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	namespaces := make([]policies.Namespace, len(in.today.Namespaces))
+	for i, ns := range in.today.Namespaces {
+		namespaces[i] = policies.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}
+	}
+	return policies.GroupProjects(cfg, namespaces)
 }
 
 // load reads the objects and, with wantPreview, computes calico-pni's
@@ -112,12 +129,13 @@ func (in *evalInput) load(stdin io.Reader, wantPreview bool) (*input, error) {
 	out.set = r.Finish()
 	out.today = &out.set.Cluster
 	out.notes = out.set.Notes
-	if !wantPreview {
-		return out, nil
-	}
 	cfg, err := config.Load(in.configPath)
 	if err != nil {
 		return nil, err
+	}
+	out.cfg = cfg
+	if !wantPreview {
+		return out, nil
 	}
 	version := out.api.Version
 	text := in.calicoVersion

@@ -8,7 +8,7 @@ import (
 
 	"github.com/calico-pni/calico-pni/evaluator"
 	"github.com/calico-pni/calico-pni/flows"
-	"github.com/calico-pni/calico-pni/rancher"
+	"github.com/calico-pni/calico-pni/policies"
 	"github.com/calico-pni/calico-pni/report"
 )
 
@@ -113,10 +113,11 @@ func runMatrix(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // names the state to compare from (today, or preview), the matrix under
 // calico-pni's policies beside it.
 func matrixReport(in evalInput, loaded *input, by, protocol string, port uint16, before string) report.MatrixReport {
+	projects := loaded.projects()
 	groupOf := func(ns *evaluator.Namespace) string { return ns.Name }
 	if by == "project" {
 		groupOf = func(ns *evaluator.Namespace) string {
-			if p := rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project; p != "" {
+			if p := projects.Project(ns.Name); p != "" {
 				return p
 			}
 			return noProject
@@ -124,7 +125,7 @@ func matrixReport(in evalInput, loaded *input, by, protocol string, port uint16,
 	}
 	opts := evaluator.MatrixOptions{Protocol: protocol, Port: port, GroupOf: groupOf}
 	r := report.MatrixReport{By: by, Policies: policiesText(in), Owners: owners(loaded)}
-	r.Projects, r.System = groupProjects(loaded.today, by)
+	r.Projects, r.System = groupProjects(loaded.today, projects, by)
 	if r.System != "" && by == "project" {
 		r.Labels = map[string]string{r.System: r.System + " (System)"}
 	}
@@ -165,14 +166,15 @@ func setStates(r *report.MatrixReport, in evalInput, before string) {
 }
 
 // groupProjects gives each group's project ("" for a namespace in no
-// project) and the System project, found as calico-pni finds them, for
-// the HTML page's comparison with plain isolation.
-func groupProjects(c *evaluator.Cluster, by string) (map[string]string, string) {
+// project) and the System project, found as calico-pni's generator finds
+// them under the configuration given (--config), for the HTML page's
+// comparison with plain isolation.
+func groupProjects(c *evaluator.Cluster, grouping policies.Projects, by string) (map[string]string, string) {
 	projects := map[string]string{}
 	for _, ns := range c.Namespaces {
-		projects[ns.Name] = rancher.ProjectOf(ns.Labels, ns.Annotations, false).Project
+		projects[ns.Name] = grouping.Project(ns.Name)
 	}
-	system, _ := rancher.SystemProject("", func(name string) string { return projects[name] })
+	system := grouping.System
 	if by == "namespace" {
 		return projects, system
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/policies"
 	"github.com/calico-pni/calico-pni/promotions"
+	"github.com/calico-pni/calico-pni/report"
 )
 
 // `status --pending` and `status --ready` show what the daemon wrote in
@@ -93,11 +94,11 @@ func TestStatusPendingAndReady(t *testing.T) {
 	}
 
 	code, stdout, _ = calicoPNI(t, "", "status", "--ready", "--project", "p-bbbbb", "-o", "json", "--kubeconfig", kubeconfig)
-	var got []readyRow
+	var got []report.ReadyRow
 	if err := json.Unmarshal([]byte(stdout), &got); code != exitOK || err != nil {
 		t.Fatalf("status --ready -o json: exit %d, %v\n%s", code, err, stdout)
 	}
-	if want := []readyRow{{Project: "p-bbbbb", Namespaces: []string{"pend-b1"}, ReadyAt: future, LastDeny: "ingress of pend-b1 from shop on TCP 5432"}}; !reflect.DeepEqual(got, want) {
+	if want := []report.ReadyRow{{Project: "p-bbbbb", Namespaces: []string{"pend-b1"}, ReadyAt: future, LastDeny: "ingress of pend-b1 from shop on TCP 5432"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("status --ready -o json: %+v, want %+v", got, want)
 	}
 

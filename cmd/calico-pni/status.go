@@ -7,27 +7,14 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/policies"
+	"github.com/calico-pni/calico-pni/report"
 )
-
-// stateUnknown is shown for a namespace without a readable status: the
-// daemon has not passed over it, or does not run.
-const stateUnknown policies.State = "unknown"
-
-var shownStates = []policies.State{policies.Isolated, policies.Staged, policies.Exempt, policies.Open, policies.Error, stateUnknown}
-
-// statusRow is one namespace as `calico-pni status` shows it; in JSON, the
-// namespace's name followed by its status as the daemon wrote it.
-type statusRow struct {
-	Namespace string `json:"namespace"`
-	policies.Status
-}
 
 func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
@@ -85,23 +72,23 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if known == 0 && len(rows) > 0 {
 		fmt.Fprintln(stderr, prog+" status: no namespace has a calico-pni status: is calico-pni running? (kubectl -n calico-pni-system get pods)")
 	}
-	rows = slices.DeleteFunc(rows, func(r statusRow) bool {
+	rows = slices.DeleteFunc(rows, func(r report.StatusRow) bool {
 		return (wantProject != "" && r.Project != wantProject) || (len(states) > 0 && !slices.Contains(states, r.State))
 	})
 	switch {
 	case *pending:
-		return flowViewExit(stderr, writePending(stdout, pendingRows(rows), *output == "json"))
+		return flowViewExit(stderr, report.PendingTable(stdout, report.PendingRows(rows), *output == "json"))
 	case *ready:
-		return flowViewExit(stderr, writeReady(stdout, readyRows(rows, time.Now()), *output == "json"))
+		return flowViewExit(stderr, report.ReadyTable(stdout, report.ReadyRows(rows, time.Now()), *output == "json"))
 	}
 	switch *output {
 	case "json":
-		err = writeStatusJSON(stdout, rows)
+		err = report.StatusJSON(stdout, rows)
 	default:
 		if len(rows) == 0 {
 			fmt.Fprintln(stderr, "No namespaces match.")
 		}
-		err = writeStatusTable(stdout, rows, *output == "wide")
+		err = report.StatusTable(stdout, rows, *output == "wide")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, prog+" status:", err)
@@ -137,7 +124,7 @@ func parseStates(s string) ([]policies.State, error) {
 	var out []policies.State
 	for _, part := range strings.Split(s, ",") {
 		st := policies.State(strings.TrimSpace(part))
-		if !slices.Contains(shownStates, st) {
+		if !slices.Contains(report.ShownStates, st) {
 			return nil, fmt.Errorf("--state %q: use isolated, staged, exempt, open, error or unknown, comma-separated", part)
 		}
 		out = append(out, st)
@@ -148,75 +135,20 @@ func parseStates(s string) ([]policies.State, error) {
 // statusRows turns what the cluster holds into rows, a namespace without
 // a readable status into an unknown one, and counts the namespaces that
 // have a status.
-func statusRows(statuses []cluster.NamespaceStatus) ([]statusRow, int) {
-	rows := make([]statusRow, 0, len(statuses))
+func statusRows(statuses []cluster.NamespaceStatus) ([]report.StatusRow, int) {
+	rows := make([]report.StatusRow, 0, len(statuses))
 	known := 0
 	for _, s := range statuses {
-		row := statusRow{Namespace: s.Name, Status: s.Status}
+		row := report.StatusRow{Namespace: s.Name, Status: s.Status}
 		switch {
 		case s.Missing:
-			row.Status = policies.Status{State: stateUnknown, Reason: "no calico-pni status yet"}
+			row.Status = policies.Status{State: report.StateUnknown, Reason: "no calico-pni status yet"}
 		case s.Err != nil:
-			row.Status = policies.Status{State: stateUnknown, Problems: []string{s.Err.Error()}}
+			row.Status = policies.Status{State: report.StateUnknown, Problems: []string{s.Err.Error()}}
 		default:
 			known++
 		}
 		rows = append(rows, row)
 	}
 	return rows, known
-}
-
-// writeStatusTable writes the table: namespace, state, project, number of
-// policies, and the first problem or else the reason, with a word when
-// Rancher's own isolation also applies or the namespace is moving. Wide
-// adds whether the baseline applies, every problem, the policies' names,
-// Rancher's policies there and the move in progress.
-func writeStatusTable(w io.Writer, rows []statusRow, wide bool) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if wide {
-		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tISOLATED\tPROJECT\tPOLICIES\tREASON\tPROBLEMS\tPOLICY NAMES\tRANCHER\tTRANSITION")
-	} else {
-		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tPROJECT\tPOLICIES\tREASON / PROBLEM")
-	}
-	for _, r := range rows {
-		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.State, r.Isolated, orNone(r.Project), len(r.Policies),
-				orNone(r.Reason), orNone(strings.Join(r.Problems, "; ")), orNone(strings.Join(r.Policies, ",")),
-				orNone(strings.Join(r.Rancher, ",")), orNone(r.Transition))
-			continue
-		}
-		why := truncate(orNone(r.Reason), 100)
-		if len(r.Problems) > 0 {
-			why = truncate(r.Problems[0], 100)
-			if more := len(r.Problems) - 1; more > 0 {
-				why += fmt.Sprintf(" (+%d more: -o wide)", more)
-			}
-		}
-		if len(r.Rancher) > 0 {
-			why += fmt.Sprintf(" [Rancher's isolation also applies: %d of its policies]", len(r.Rancher))
-		}
-		if r.Transition != "" {
-			why += " [moving: " + r.Transition + "]"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Namespace, r.State, orNone(r.Project), len(r.Policies), why)
-	}
-	return tw.Flush()
-}
-
-func writeStatusJSON(w io.Writer, rows []statusRow) error { return writeJSON(w, rows) }
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// truncate shortens s to n runes, marking the cut.
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

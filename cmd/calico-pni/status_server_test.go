@@ -21,6 +21,7 @@ import (
 	"github.com/calico-pni/calico-pni/cluster"
 	"github.com/calico-pni/calico-pni/internal/testbed"
 	"github.com/calico-pni/calico-pni/policies"
+	"github.com/calico-pni/calico-pni/report"
 )
 
 // serverStatuses reads every namespace's status annotation from the API
@@ -120,7 +121,7 @@ func TestStatus(t *testing.T) {
 	var inError []string
 	for name, value := range serverStatuses(t, e) {
 		if value == "" {
-			want[name] = policies.Status{State: stateUnknown, Reason: "no calico-pni status yet"}
+			want[name] = policies.Status{State: report.StateUnknown, Reason: "no calico-pni status yet"}
 			continue
 		}
 		st, err := policies.DecodeStatus(value)
@@ -133,7 +134,7 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	slices.Sort(inError)
-	if len(inError) == 0 || want["status-newcomer"].State != stateUnknown || want["shop"].State != policies.Isolated || want["status-staged"].State != policies.Staged {
+	if len(inError) == 0 || want["status-newcomer"].State != report.StateUnknown || want["shop"].State != policies.Isolated || want["status-staged"].State != policies.Staged {
 		t.Fatalf("the fixture should give error, unknown, isolated and staged namespaces: %+v", want)
 	}
 
@@ -154,7 +155,7 @@ func TestStatus(t *testing.T) {
 			if len(st.Problems) > 0 {
 				why = st.Problems[0]
 			}
-			if len(r) != 5 || r[1] != string(st.State) || r[2] != orNone(st.Project) || r[3] != strconv.Itoa(len(st.Policies)) || !strings.HasPrefix(r[4], truncate(orNone(why), 100)) {
+			if len(r) != 5 || r[1] != string(st.State) || r[2] != dash(st.Project) || r[3] != strconv.Itoa(len(st.Policies)) || !strings.HasPrefix(r[4], prefix(dash(why), 99)) {
 				t.Errorf("row %q, want the status %+v", r, st)
 			}
 		}
@@ -168,7 +169,7 @@ func TestStatus(t *testing.T) {
 		if code != exitInvalid {
 			t.Errorf("exit %d, want 1", code)
 		}
-		var rows []statusRow
+		var rows []report.StatusRow
 		if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
 			t.Fatalf("%v\n%s", err, stdout)
 		}
@@ -196,14 +197,14 @@ func TestStatus(t *testing.T) {
 			{[]string{"--project", "c-m4x7q:p-b6jcw"}, func(s policies.Status) bool { return s.Project == "p-b6jcw" }},
 			{[]string{"--state", "isolated,exempt"}, func(s policies.Status) bool { return s.State == policies.Isolated || s.State == policies.Exempt }},
 			{[]string{"--state", "error"}, func(s policies.Status) bool { return s.State == policies.Error }},
-			{[]string{"--state", "unknown"}, func(s policies.Status) bool { return s.State == stateUnknown }},
+			{[]string{"--state", "unknown"}, func(s policies.Status) bool { return s.State == report.StateUnknown }},
 			{[]string{"--state", "staged"}, func(s policies.Status) bool { return s.State == policies.Staged }},
 			{[]string{"--state", "staged,isolated"}, func(s policies.Status) bool { return s.State == policies.Staged || s.State == policies.Isolated }},
 			{[]string{"--project", "p-mcb29", "--state", "open"}, func(s policies.Status) bool { return false }},
 		} {
 			args := append([]string{"status", "--kubeconfig", kubeconfig, "-o", "json"}, tt.args...)
 			code, stdout, stderr := calicoPNI(t, "", args...)
-			var rows []statusRow
+			var rows []report.StatusRow
 			if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
 				t.Fatalf("%v: %v\n%s", tt.args, err, stdout)
 			}
@@ -235,8 +236,8 @@ func TestStatus(t *testing.T) {
 		}
 		for _, r := range rows {
 			st := want[r[0]]
-			if len(r) != 10 || r[2] != strconv.FormatBool(st.Isolated) || r[6] != orNone(strings.Join(st.Problems, "; ")) || r[7] != orNone(strings.Join(st.Policies, ",")) ||
-				r[8] != orNone(strings.Join(st.Rancher, ",")) || r[9] != orNone(st.Transition) {
+			if len(r) != 10 || r[2] != strconv.FormatBool(st.Isolated) || r[6] != dash(strings.Join(st.Problems, "; ")) || r[7] != dash(strings.Join(st.Policies, ",")) ||
+				r[8] != dash(strings.Join(st.Rancher, ",")) || r[9] != dash(st.Transition) {
 				t.Errorf("wide row %q, want the status %+v", r, st)
 			}
 		}
@@ -275,4 +276,20 @@ current-context: c
 			t.Errorf("calico-pni %v: exit %d, stderr %q; want %d and %q", tt.args, code, stderr, tt.code, tt.stderr)
 		}
 	}
+}
+
+// dash is how the status table shows an empty field.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// prefix is the first n runes of s: the table cuts long reasons.
+func prefix(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }

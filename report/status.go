@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"cmp"
@@ -13,13 +13,85 @@ import (
 	"github.com/calico-pni/calico-pni/policies"
 )
 
+// The outputs of `calico-pni status`: the table of every namespace's
+// status, and with --pending and --ready the flow evidence the daemon
+// wrote in the staged namespaces' status.
+
+// StateUnknown is shown for a namespace without a readable status: the
+// daemon has not passed over it, or does not run.
+const StateUnknown policies.State = "unknown"
+
+var ShownStates = []policies.State{policies.Isolated, policies.Staged, policies.Exempt, policies.Open, policies.Error, StateUnknown}
+
+// StatusRow is one namespace as `calico-pni status` shows it; in JSON, the
+// namespace's name followed by its status as the daemon wrote it.
+type StatusRow struct {
+	Namespace string `json:"namespace"`
+	policies.Status
+}
+
+// StatusTable writes the table: namespace, state, project, number of
+// policies, and the first problem or else the reason, with a word when
+// Rancher's own isolation also applies or the namespace is moving. Wide
+// adds whether the baseline applies, every problem, the policies' names,
+// Rancher's policies there and the move in progress.
+func StatusTable(w io.Writer, rows []StatusRow, wide bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if wide {
+		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tISOLATED\tPROJECT\tPOLICIES\tREASON\tPROBLEMS\tPOLICY NAMES\tRANCHER\tTRANSITION")
+	} else {
+		fmt.Fprintln(tw, "NAMESPACE\tSTATE\tPROJECT\tPOLICIES\tREASON / PROBLEM")
+	}
+	for _, r := range rows {
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.State, r.Isolated, orNone(r.Project), len(r.Policies),
+				orNone(r.Reason), orNone(strings.Join(r.Problems, "; ")), orNone(strings.Join(r.Policies, ",")),
+				orNone(strings.Join(r.Rancher, ",")), orNone(r.Transition))
+			continue
+		}
+		why := truncate(orNone(r.Reason), 100)
+		if len(r.Problems) > 0 {
+			why = truncate(r.Problems[0], 100)
+			if more := len(r.Problems) - 1; more > 0 {
+				why += fmt.Sprintf(" (+%d more: -o wide)", more)
+			}
+		}
+		if len(r.Rancher) > 0 {
+			why += fmt.Sprintf(" [Rancher's isolation also applies: %d of its policies]", len(r.Rancher))
+		}
+		if r.Transition != "" {
+			why += " [moving: " + r.Transition + "]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Namespace, r.State, orNone(r.Project), len(r.Policies), why)
+	}
+	return tw.Flush()
+}
+
+func StatusJSON(w io.Writer, rows []StatusRow) error { return writeJSON(w, rows) }
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// truncate shortens s to n runes, marking the cut.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 // `calico-pni status --pending` and `--ready` read what the daemon, the
 // one replica connected to Goldmane, wrote in the status of every staged
 // namespace (policies.Pending): the pending denies of the flow window and
 // the promotion gate's answer for the namespace's project.
 
-// pendingRow is one peer of a staged namespace's pending denies.
-type pendingRow struct {
+// PendingRow is one peer of a staged namespace's pending denies.
+type PendingRow struct {
 	Namespace string `json:"namespace"`
 	Project   string `json:"project"`
 	// Flows is the namespace's count of pending denies in Window.
@@ -32,16 +104,16 @@ type pendingRow struct {
 	Unavailable string `json:"unavailable,omitempty"`
 }
 
-// pendingRows lists every peer of every staged namespace, a namespace
+// PendingRows lists every peer of every staged namespace, a namespace
 // without pending denies as one row, and a namespace whose status names
 // more peers than it shows as a row counting them.
-func pendingRows(rows []statusRow) []pendingRow {
-	var out []pendingRow
+func PendingRows(rows []StatusRow) []PendingRow {
+	var out []PendingRow
 	for _, r := range rows {
 		if r.State != policies.Staged {
 			continue
 		}
-		base := pendingRow{Namespace: r.Namespace, Project: r.Project}
+		base := PendingRow{Namespace: r.Namespace, Project: r.Project}
 		p := r.Pending
 		switch {
 		case p == nil:
@@ -71,7 +143,7 @@ func pendingRows(rows []statusRow) []pendingRow {
 	return out
 }
 
-func writePending(w io.Writer, rows []pendingRow, asJSON bool) error {
+func PendingTable(w io.Writer, rows []PendingRow, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, rows)
 	}
@@ -90,8 +162,8 @@ func writePending(w io.Writer, rows []pendingRow, asJSON bool) error {
 	return tw.Flush()
 }
 
-// readyRow is a staged project and the promotion gate's answer for it.
-type readyRow struct {
+// ReadyRow is a staged project and the promotion gate's answer for it.
+type ReadyRow struct {
 	Project    string   `json:"project"`
 	Namespaces []string `json:"namespaces"`
 	// Ready: the project has been quiet for projects.promote.quietFor now.
@@ -104,11 +176,11 @@ type readyRow struct {
 	Unknown string `json:"unknown,omitempty"`
 }
 
-// readyRows groups the staged namespaces by project. A project is ready
+// ReadyRows groups the staged namespaces by project. A project is ready
 // when every one of its namespaces says it passes at or before now; the
 // answer is unknown while a namespace has no flow evidence.
-func readyRows(rows []statusRow, now time.Time) []readyRow {
-	byProject := map[string]*readyRow{}
+func ReadyRows(rows []StatusRow, now time.Time) []ReadyRow {
+	byProject := map[string]*ReadyRow{}
 	var order []string
 	for _, r := range rows {
 		if r.State != policies.Staged || r.Project == "" {
@@ -116,7 +188,7 @@ func readyRows(rows []statusRow, now time.Time) []readyRow {
 		}
 		row := byProject[r.Project]
 		if row == nil {
-			row = &readyRow{Project: r.Project, Ready: true}
+			row = &ReadyRow{Project: r.Project, Ready: true}
 			byProject[r.Project] = row
 			order = append(order, r.Project)
 		}
@@ -145,7 +217,7 @@ func readyRows(rows []statusRow, now time.Time) []readyRow {
 		}
 	}
 	slices.Sort(order)
-	out := make([]readyRow, 0, len(order))
+	out := make([]ReadyRow, 0, len(order))
 	for _, project := range order {
 		row := byProject[project]
 		if row.Unknown != "" {
@@ -156,7 +228,7 @@ func readyRows(rows []statusRow, now time.Time) []readyRow {
 	return out
 }
 
-func writeReady(w io.Writer, rows []readyRow, asJSON bool) error {
+func ReadyTable(w io.Writer, rows []ReadyRow, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, rows)
 	}

@@ -102,11 +102,11 @@ var oraclePolicies = map[string]string{
 		{action: Allow, source: {nets: ["fd00::22/128"]}}]}`,
 	// shop/web is a NodePort Service: outside traffic to app=web on 8080.
 	"default.pni-allow-external-services": `{namespaceSelector: "` + isolatedSel + `", order: 2000, types: [Ingress], ingress: [
-		{action: Allow, protocol: TCP, source: {notSelector: all()}, destination: {namespaceSelector: "projectcalico.org/name == 'shop'", selector: "app == 'web'", ports: [8080]}}]}`,
+		{action: Allow, protocol: TCP, source: {notSelector: "projectcalico.org/orchestrator == 'k8s'"}, destination: {namespaceSelector: "projectcalico.org/name == 'shop'", selector: "app == 'web'", ports: [8080]}}]}`,
 	// The ingress-nginx controller pod binds host ports 80 and 443;
 	// selected by its labels without pod-template-hash.
 	"default.pni-allow-host-ports": `{namespaceSelector: "` + isolatedSel + `", order: 2000, types: [Ingress], ingress: [
-		{action: Allow, protocol: TCP, source: {notSelector: all()}, destination: {namespaceSelector: "projectcalico.org/name == 'ingress-nginx'",
+		{action: Allow, protocol: TCP, source: {notSelector: "projectcalico.org/orchestrator == 'k8s'"}, destination: {namespaceSelector: "projectcalico.org/name == 'ingress-nginx'",
 			selector: "app.kubernetes.io/component == 'controller' && app.kubernetes.io/name == 'ingress-nginx'", ports: [80, 443]}}]}`,
 	"default.pni-allow-ingress-controller": `{namespaceSelector: "` + isolatedSel + ` && network-policy/ingress == 'nginx'", order: 2000, types: [Ingress], ingress: [
 		{action: Allow, protocol: TCP, source: {namespaceSelector: "ingress == 'nginx'"}, destination: {namespaceSelector: "network-policy/ingress == 'nginx'", ports: [80, 443]}}]}`,

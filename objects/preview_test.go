@@ -67,23 +67,25 @@ func TestGeneratedTier(t *testing.T) {
 	}
 }
 
-// TestNetworkSetClosesTheNodePortException: Felix puts the addresses of
+// TestNetworkSetsKeepTheNodePortException: Felix puts the addresses of
 // every network set into the IP set of a rule selector that selects it
-// (felix/labelindex), and notSelector: all() selects them all. The
-// article's NodePort exception admits outside traffic with source
-// notSelector: all() (pni-allow-external-services), so an outside address
-// that a GlobalNetworkSet covers is no longer admitted: a GNP's rule
-// selector is not limited to a namespace. The oracle is Calico's
-// behaviour, not the generator: an address outside every network set is
-// let in to shop/web on TCP 8080, one inside a network set is not.
-func TestNetworkSetClosesTheNodePortException(t *testing.T) {
+// (felix/labelindex), so a source `notSelector: all()` would exclude every
+// address a GlobalNetworkSet, or any tenant's NetworkSet, covers (a GNP's
+// rule selector is not limited to a namespace), and an outside client in
+// a network set would lose the NodePort exception. calico-pni's exception
+// excludes pods by the label Calico gives every Kubernetes workload
+// endpoint instead, which network sets never carry. The oracle is
+// Calico's behaviour, not the generator: an outside address is let in to
+// shop/web on TCP 8080 whether or not a network set covers it, and a pod
+// of another project (redis) is not.
+func TestNetworkSetsKeepTheNodePortException(t *testing.T) {
 	for _, tt := range []struct {
 		name, sets string
 		want       evaluator.Verdict
 	}{
 		{"no network set", "", evaluator.Allow},
-		{"a GlobalNetworkSet covering the address", "{apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkSet, metadata: {name: partners, labels: {role: partner}}, spec: {nets: [198.51.100.0/24]}}", evaluator.Deny},
-		{"a tenant's NetworkSet covering it", "{apiVersion: crd.projectcalico.org/v1, kind: NetworkSet, metadata: {name: mine, namespace: redis}, spec: {nets: [198.51.100.7/32]}}", evaluator.Deny},
+		{"a GlobalNetworkSet covering the address", "{apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkSet, metadata: {name: partners, labels: {role: partner}}, spec: {nets: [198.51.100.0/24]}}", evaluator.Allow},
+		{"a tenant's NetworkSet covering it", "{apiVersion: crd.projectcalico.org/v1, kind: NetworkSet, metadata: {name: mine, namespace: redis}, spec: {nets: [198.51.100.7/32]}}", evaluator.Allow},
 		{"a network set elsewhere", "{apiVersion: crd.projectcalico.org/v1, kind: GlobalNetworkSet, metadata: {name: other}, spec: {nets: [203.0.113.0/24]}}", evaluator.Allow},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +117,13 @@ func TestNetworkSetClosesTheNodePortException(t *testing.T) {
 			res := ix.Evaluate(ix.AddrEndpoint(netip.MustParseAddr("198.51.100.7")), web, "TCP", 8080)
 			if res.Verdict != tt.want {
 				t.Errorf("198.51.100.7 -> shop/web TCP 8080: %s (%s), want %s", res.Verdict, res.Reason, tt.want)
+			}
+			redis, err := ix.PodEndpoint("redis", "redis-master-0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := ix.Evaluate(redis, web, "TCP", 8080); res.Verdict != evaluator.Deny {
+				t.Errorf("redis/redis-master-0 -> shop/web TCP 8080: %s (%s), want %s: the exception admits no pod of another project", res.Verdict, res.Reason, evaluator.Deny)
 			}
 		})
 	}

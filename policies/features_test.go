@@ -122,10 +122,10 @@ func TestExternalServices(t *testing.T) {
 	dest := func(ports ...calico.Port) calico.EntityRule {
 		return calico.EntityRule{NamespaceSelector: "projectcalico.org/name == 'shop'", Selector: "app == 'web'", Ports: ports}
 	}
-	notWorkloads := calico.EntityRule{NotSelector: "all()"}
+	notPods := calico.EntityRule{NotSelector: "projectcalico.org/orchestrator == 'k8s'"}
 	want := []calico.Rule{
-		{Action: calico.Allow, Protocol: calico.ProtocolFor(calico.TCP), Source: notWorkloads, Destination: dest(calico.PortNumber(443), calico.PortNumber(8080))},
-		{Action: calico.Allow, Protocol: calico.ProtocolFor(calico.UDP), Source: notWorkloads, Destination: dest(calico.PortNumber(53))},
+		{Action: calico.Allow, Protocol: calico.ProtocolFor(calico.TCP), Source: notPods, Destination: dest(calico.PortNumber(443), calico.PortNumber(8080))},
+		{Action: calico.Allow, Protocol: calico.ProtocolFor(calico.UDP), Source: notPods, Destination: dest(calico.PortNumber(53))},
 	}
 	if !reflect.DeepEqual(p.Spec.Ingress, want) {
 		t.Errorf("rules\n%+v\nwant\n%+v", p.Spec.Ingress, want)
@@ -201,7 +201,7 @@ func TestHostPorts(t *testing.T) {
 	d := Generate(snap, config.Default())
 	p := policyByName(t, d, "pni-allow-host-ports")
 	want := []calico.Rule{{
-		Action: calico.Allow, Protocol: calico.ProtocolFor(calico.TCP), Source: calico.EntityRule{NotSelector: "all()"},
+		Action: calico.Allow, Protocol: calico.ProtocolFor(calico.TCP), Source: calico.EntityRule{NotSelector: "projectcalico.org/orchestrator == 'k8s'"},
 		Destination: calico.EntityRule{NamespaceSelector: "projectcalico.org/name == 'edge'", Selector: "app == 'nginx'", Ports: []calico.Port{calico.PortNumber(80)}},
 	}}
 	if !reflect.DeepEqual(p.Spec.Ingress, want) {

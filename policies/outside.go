@@ -45,11 +45,25 @@ func (g *generator) fromHostNetwork(snap Snapshot) built {
 		g.isolated(), nil, ingress, nil)
 }
 
-// outsideSource matches traffic that does not come from a pod or host
-// endpoint Calico knows: clients outside the cluster, and traffic
-// kube-proxy has SNATed to a node address. Pods of other projects
-// connecting directly are not matched (rancher#49430).
-var outsideSource = calico.EntityRule{NotSelector: calico.All().String()}
+// outsideSource matches traffic that does not come from a pod: clients
+// outside the cluster, and traffic kube-proxy has SNATed to a node
+// address. Pods of other projects connecting directly are not matched
+// (rancher#49430).
+//
+// It excludes pods by the label Calico gives every Kubernetes workload
+// endpoint (projectcalico.org/orchestrator: k8s), the one Calico's own
+// conversion of a NetworkPolicy's podSelector requires, and not by
+// all(): Felix puts the addresses of network sets into the IP sets of
+// rule selectors (felix/labelindex), so `notSelector: all()` would also
+// exclude every address a GlobalNetworkSet, or any tenant's NetworkSet,
+// covers, and a network set of outside addresses would silently switch
+// the NodePort, LoadBalancer and host-port exceptions off for them.
+// Network sets carry no orchestrator label (the NetworkSet update
+// processor adds projectcalico.org/namespace only). Host endpoints carry
+// none either, so traffic from a node's host endpoint also counts as
+// outside here; the host network is admitted on every port anyway
+// (allow-from-host-network).
+var outsideSource = calico.EntityRule{NotSelector: calico.Eq(calico.OrchestratorLabel, "k8s").String()}
 
 // externalServices lets traffic from outside the cluster reach the pods
 // behind NodePort and LoadBalancer Services and Services with externalIPs,

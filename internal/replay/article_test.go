@@ -142,7 +142,7 @@ var articleTable = []articleRow{
 	{"internet", "cart", "TCP", 80, D, D, "cart's Service is not a NodePort"},
 	{"internet", "nginx", "TCP", 80, A, A, "host port 80 of the ingress controller from outside (pni-allow-host-ports)"},
 	{"internet", "nginx", "TCP", 443, A, A, "host port 443 from outside"},
-	{"cart", "nginx", "TCP", 80, D, D, "host ports do not admit pods of other projects (notSelector: all() excludes every pod)"},
+	{"cart", "nginx", "TCP", 80, D, D, "host ports do not admit pods of other projects (the source excludes every pod by its orchestrator label)"},
 	{"edge-1", "cart", "TCP", 80, A, A, "the edge node's host network (a hostNetwork ingress controller) reaches isolated pods (pni-allow-from-host-network)"},
 	{"kube-proxy", "db", "TCP", 5432, A, D, "worker-1's host network reaches db on worker-2; in tier mode it is passed and db-guard admits only web"},
 	// The ingress controller.

@@ -112,6 +112,22 @@ func TestEvaluate(t *testing.T) {
   metadata: {name: default.from-outside}
   spec: {order: 10, selector: app == 'back', types: [Ingress], ingress: [{action: Allow, source: {notSelector: all()}}]}
 `, Conn{outside, podB, "TCP", 80}, Denied, "end of tier"},
+		{"notSelector on the pods' orchestrator label admits what a tenant's NetworkSet covers", denyAllIngressB + `
+- apiVersion: crd.projectcalico.org/v1
+  kind: NetworkSet
+  metadata: {name: mine, namespace: t}
+  spec: {nets: [198.51.100.0/24]}
+- apiVersion: crd.projectcalico.org/v1
+  kind: GlobalNetworkPolicy
+  metadata: {name: default.from-outside}
+  spec: {order: 10, selector: app == 'back', types: [Ingress], ingress: [{action: Allow, source: {notSelector: projectcalico.org/orchestrator == 'k8s'}}]}
+`, Conn{outside, podB, "TCP", 80}, Allowed, "from-outside"},
+		{"notSelector on the pods' orchestrator label excludes every pod", denyAllIngressB + `
+- apiVersion: crd.projectcalico.org/v1
+  kind: GlobalNetworkPolicy
+  metadata: {name: default.from-outside}
+  spec: {order: 10, selector: app == 'back', types: [Ingress], ingress: [{action: Allow, source: {notSelector: projectcalico.org/orchestrator == 'k8s'}}]}
+`, Conn{podA, podB, "TCP", 80}, Denied, "end of tier"},
 		{"notSelector all() admits an address no set covers", denyAllIngressB + `
 - apiVersion: crd.projectcalico.org/v1
   kind: GlobalNetworkPolicy

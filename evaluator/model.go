@@ -41,14 +41,11 @@ type Cluster struct {
 	Unsupported []string
 }
 
-// Namespace is a namespace and its labels.
-type Namespace struct {
-	Name   string
-	Labels map[string]string
-	// Annotations are kept for the matrix, which groups namespaces by
-	// Rancher project; the evaluator does not read them.
-	Annotations map[string]string
-}
+// Namespace is a namespace's name, labels and annotations (one type
+// with the generator's input: calico.Namespace). The evaluator reads the
+// labels; the matrix groups namespaces by the Rancher project in the
+// annotations.
+type Namespace = calico.Namespace
 
 // Pod is a pod as its Calico workload endpoint sees it.
 type Pod struct {

@@ -29,12 +29,9 @@ import (
 	"github.com/calico-pni/calico-pni/rancher"
 )
 
-// Namespace is what the generator reads of a namespace.
-type Namespace struct {
-	Name        string
-	Labels      map[string]string
-	Annotations map[string]string
-}
+// Namespace is a namespace's name, labels and annotations: one type for
+// the generator and the evaluator (calico.Namespace).
+type Namespace = calico.Namespace
 
 // Node is a node's addresses: one type for the generator and the
 // evaluator (calico.Node).

@@ -96,11 +96,7 @@ func (in *input) projects() policies.Projects {
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	namespaces := make([]policies.Namespace, len(in.today.Namespaces))
-	for i, ns := range in.today.Namespaces {
-		namespaces[i] = policies.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}
-	}
-	return policies.GroupProjects(cfg, namespaces)
+	return policies.GroupProjects(cfg, in.today.Namespaces)
 }
 
 // load reads the objects and, with wantPreview, computes calico-pni's

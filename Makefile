@@ -171,17 +171,17 @@ test-short: fmt-check vet
 # the workflows linted, the GoReleaser configuration checked, the chart's
 # version checked as the next release's, every binary and archive built as
 # a snapshot of that version (nothing signed or published; only the Go
-# module proxy is used), and internal/release's tests run on the result
+# module proxy is used), and hack/release's tests run on the result
 # (the archives against the Krew manifest, installed with Krew).
 release-check: release-tools
 	$(ACTIONLINT)
 	$(GORELEASER) check
-	$(GO) run ./internal/release check-version --next
-	version=$$($(GO) run ./internal/release check-version --next | sed -n 's/^version=//p'); \
+	$(GO) run ./hack/release check-version --next
+	version=$$($(GO) run ./hack/release check-version --next | sed -n 's/^version=//p'); \
 	  commit=$$(git rev-parse --short HEAD 2>/dev/null || echo none); \
 	  GORELEASER_CURRENT_TAG=v$$version CALICO_PNI_SNAPSHOT_VERSION=$$version-snapshot.$$commit \
 	  $(GORELEASER) release --snapshot --clean --skip=sign
-	KREW=$(KREW) KREW_VALIDATE=$(KREW_VALIDATE) $(GO) test -tags release -count=1 ./internal/release/
+	KREW=$(KREW) KREW_VALIDATE=$(KREW_VALIDATE) $(GO) test -tags release -count=1 ./hack/release/
 
 # The release workflow's GoReleaser step: publishes a draft release of the
 # tag at HEAD (needs GITHUB_TOKEN, and cosign for the checksums' signature).
@@ -192,10 +192,10 @@ release-binaries: $(GORELEASER)
 # The demo stands for Calico 3.30, whose tiers hold calico-pni's walls;
 # demo-default-tier for the article's Calico 3.28, without tiers.
 demo: tools crds build
-	$(GO) run ./internal/demo
+	$(GO) run ./hack/demo
 
 demo-default-tier: tools crds build
-	$(GO) run ./internal/demo --default-tier
+	$(GO) run ./hack/demo --default-tier
 
 clean:
 	rm -rf $(BIN)

@@ -7,7 +7,7 @@
 //	krew --tag vX.Y.Z --checksums FILE
 //	                             the Krew manifest from krew/pni.yaml
 //
-// It runs from the repository's root: go run ./internal/release ...
+// It runs from the repository's root: go run ./hack/release ...
 package main
 
 import (

@@ -46,6 +46,9 @@ type Options struct {
 	// other one goes to a project that does not exist yet, so that a
 	// project policy has to be written first.
 	Moves int
+	// Explains is how many `calico-pni explain --kubeconfig` runs are
+	// timed once calico-pni's policies are in place.
+	Explains int
 	// NodeChanges is how many node address changes are timed.
 	NodeChanges int
 	// Promote is how many staged projects are promoted at once (Calico
@@ -80,7 +83,8 @@ type Result struct {
 	MoveLatencies       []time.Duration // to projects that exist
 	NewMoveLatencies    []time.Duration // to projects that do not exist yet
 	NodeLatencies       []time.Duration
-	PeakRSS             int64 // bytes
+	Explains            []ExplainRun // explain --kubeconfig, with the policies in place
+	PeakRSS             int64        // bytes
 	CPUSeconds          float64
 	ColdStartCPUSeconds float64
 	Policies            int
@@ -303,6 +307,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}()
 	} else {
 		profiles <- nil
+	}
+	if res.Explains, err = b.timeExplain(ctx, binary, o.Explains); err != nil {
+		return nil, err
 	}
 	b.logf("timing %d project moves", o.Moves)
 	if res.MoveLatencies, res.NewMoveLatencies, err = timeMoves(ctx, b.kube, b.w, b.cluster, o.Moves); err != nil {

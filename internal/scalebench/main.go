@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&o.UserPolicies, "user-netpols", 0, "users' Kubernetes NetworkPolicies spread over the user namespaces")
 	flag.IntVar(&o.Moves, "moves", 200, "project moves to time")
 	flag.IntVar(&o.NodeChanges, "node-changes", 50, "node address changes to time")
+	flag.IntVar(&o.Explains, "explains", 0, "runs of calico-pni explain --kubeconfig to time, with calico-pni's policies in place")
 	flag.IntVar(&o.Promote, "promote", 100, "staged projects promoted at once (Calico 3.30)")
 	flag.DurationVar(&o.Steady, "steady", 2*time.Minute, "how long to watch an unchanged cluster for writes")
 	flag.IntVar(&o.Workers, "workers", 32, "parallel requests of the plain client")

@@ -57,6 +57,16 @@ func report(w io.Writer, runs []*Result) {
 	for i, c := range r.Changes {
 		row(c.What+": time, writes", fmt.Sprintf("%s, %s", seconds(func(r *Result) time.Duration { return r.Changes[i].Took }), count(func(r *Result) int { return r.Changes[i].Writes })), "")
 	}
+	if len(r.Explains) > 0 {
+		var took, rss []float64
+		for _, x := range runs {
+			for _, e := range x.Explains {
+				took = append(took, e.Took.Seconds())
+				rss = append(rss, float64(e.PeakRSS)/(1<<20))
+			}
+		}
+		row(fmt.Sprintf("`explain --kubeconfig`, one connection (%d runs): wall, peak RSS", len(took)), spread(took, "%.2f s")+", "+spread(rss, "%.0f MiB"), "< 2 s")
+	}
 	row("daemon peak RSS", spread(each(func(r *Result) float64 { return float64(r.PeakRSS) / (1 << 20) }), "%.0f MiB"), "≤ 120 MiB")
 	row("daemon CPU, cold start / whole run", fmt.Sprintf("%s / %s", spread(each(func(r *Result) float64 { return r.ColdStartCPUSeconds }), "%.1f s"), spread(each(func(r *Result) float64 { return r.CPUSeconds }), "%.1f s")), "")
 	target := fmt.Sprintf("≤ %d (projects + 25)", r.Size.Projects+25)

@@ -39,7 +39,7 @@ func TestSmoke(t *testing.T) {
 			o := Options{
 				Size:   synthetic.Size{Namespaces: 200, Projects: 20, Nodes: 5},
 				Calico: tc.calico, UserPolicies: tc.userPolicies, Config: cfg,
-				Moves: 10, NodeChanges: 5, Promote: 5, Steady: 6 * time.Second, Workers: 8, Log: &log,
+				Moves: 10, NodeChanges: 5, Promote: 5, Explains: 1, Steady: 6 * time.Second, Workers: 8, Log: &log,
 				DaemonArgs: []string{"--settle", "1s"},
 				Cleanup:    CleanupFlags{Workers: 8, QPS: 500, Burst: 1000, Settle: time.Second},
 			}
@@ -73,6 +73,14 @@ func checkSmoke(t *testing.T, o Options, res *Result, changes []string) {
 	if o.UserPolicies > 0 && res.ExposedNamespaces == 0 {
 		t.Errorf("%d users' NetworkPolicies exposed no namespace", o.UserPolicies)
 	}
+	if len(res.Explains) != o.Explains {
+		t.Errorf("timed %d runs of explain --kubeconfig, want %d", len(res.Explains), o.Explains)
+	}
+	for _, e := range res.Explains {
+		if e.Took <= 0 || e.PeakRSS <= 0 {
+			t.Errorf("explain --kubeconfig: %s, peak RSS %d: not measured", e.Took, e.PeakRSS)
+		}
+	}
 	if res.PeakRSS <= 0 || res.CPUSeconds <= 0 {
 		t.Errorf("peak RSS %d, CPU %f: not measured", res.PeakRSS, res.CPUSeconds)
 	}
@@ -97,7 +105,7 @@ func checkSmoke(t *testing.T, o Options, res *Result, changes []string) {
 	}
 	var out bytes.Buffer
 	report(&out, []*Result{res})
-	for _, want := range []string{"cold start / plain client", "steady state writes | 0", "project moves to new projects p50", "cleanup: time, writes"} {
+	for _, want := range []string{"cold start / plain client", "steady state writes | 0", "project moves to new projects p50", "`explain --kubeconfig`, one connection", "cleanup: time, writes"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -300,6 +300,10 @@ func TestNoGapOnTheWire(t *testing.T) {
 // An upgrade takes over what calico-pni 0.1.0 wrote
 // (testdata/upgrade/0.1.0-calico-*.yaml, from main at 4f646b0): no write
 // opens or closes anything, and the cluster ends as this release wants it.
+// Since that commit the exceptions for outside clients (external services,
+// host ports) select their source by Calico's orchestrator label instead
+// of all(), so that network sets cannot switch them off: those policies,
+// and nothing else of what 0.1.0 wrote, are rewritten.
 func TestNoGapUpgradeFrom010(t *testing.T) {
 	for _, version := range noGapVersions {
 		t.Run(version, func(t *testing.T) {
@@ -313,11 +317,21 @@ func TestNoGapUpgradeFrom010(t *testing.T) {
 				start(t, e, cfg, func(o *controller.Options) { o.Settle = 300 * time.Millisecond })
 			}, func() error { return converged(e, cfg, api) })
 			// Only namespaces the rendered file does not hold (the API
-			// server's own kube-public and kube-node-lease) get a status.
+			// server's own kube-public and kube-node-lease) get a status;
+			// the outside-client exceptions get their new source.
+			changed := map[string]bool{}
 			for _, w := range daemonWrites(t, e, m) {
-				if w.Resource != "namespaces" || written[w.Name] {
-					t.Errorf("taking over what 0.1.0 wrote: %s (0.1.0 and this release write the same)", w)
+				if w.Resource == "namespaces" && !written[w.Name] {
+					continue
 				}
+				if w.Resource == "globalnetworkpolicies" && (strings.HasSuffix(w.Name, "allow-external-services") || strings.HasSuffix(w.Name, "allow-host-ports")) {
+					changed[w.Name[strings.LastIndex(w.Name, "allow-"):]] = true
+					continue
+				}
+				t.Errorf("taking over what 0.1.0 wrote: %s (0.1.0 and this release write the same)", w)
+			}
+			if !changed["allow-external-services"] || !changed["allow-host-ports"] {
+				t.Errorf("the outside-client exceptions rewritten: %v; want both, their source changed since 0.1.0", changed)
 			}
 		})
 	}

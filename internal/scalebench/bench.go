@@ -61,6 +61,9 @@ type Options struct {
 	Workers int
 	// DaemonArgs are extra flags for `calico-pni run`.
 	DaemonArgs []string
+	// DaemonEnv are KEY=VALUE settings added to the daemon's environment
+	// only (GOMEMLIMIT, GOGC), not to the API server's or the bench's.
+	DaemonEnv []string
 	// Cleanup sizes the uninstall, as `calico-pni cleanup` flags do.
 	Cleanup CleanupFlags
 	// ProfileDir, when set, receives a CPU profile of the cold start and a
@@ -237,7 +240,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.ProfileDir != "" {
 		logDir = o.ProfileDir // kept, beside the profiles
 	}
-	d, err := startDaemon(binary, b.env, cfg, dir, logDir, args)
+	d, err := startDaemon(binary, b.env, cfg, dir, logDir, args, o.DaemonEnv)
 	if err != nil {
 		return nil, err
 	}

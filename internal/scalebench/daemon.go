@@ -30,7 +30,7 @@ type daemon struct {
 	config string
 }
 
-func startDaemon(binary string, env *testbed.Env, cfg *config.Config, dir, logDir string, extra []string) (*daemon, error) {
+func startDaemon(binary string, env *testbed.Env, cfg *config.Config, dir, logDir string, extra, environ []string) (*daemon, error) {
 	kubeconfig, err := env.WriteKubeconfig(dir)
 	if err != nil {
 		return nil, err
@@ -55,6 +55,9 @@ func startDaemon(binary string, env *testbed.Env, cfg *config.Config, dir, logDi
 		"--http-address", fmt.Sprintf("127.0.0.1:%d", port), "--log-level", "warn"}, extra...)
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+	if len(environ) > 0 {
+		d.cmd.Env = append(os.Environ(), environ...)
+	}
 	d.started = time.Now()
 	if err := d.cmd.Start(); err != nil {
 		return nil, err

@@ -46,10 +46,12 @@ func main() {
 	flag.DurationVar(&o.Cleanup.Settle, "cleanup-settle", o.Cleanup.Settle, "calico-pni cleanup --settle")
 	runs := flag.Int("runs", 1, "runs, each on an API server of its own; the report gives the median and the range")
 	daemonArgs := flag.String("daemon-args", "", "extra flags for calico-pni run, space separated")
+	daemonEnv := flag.String("daemon-env", "", "KEY=VALUE settings for the daemon's environment only, space separated (GOMEMLIMIT=100MiB)")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "write a CPU profile of the cold start and a heap profile at the end here (the last run's)")
 	flag.Parse()
 	o.Cleanup.QPS = float32(*qps)
 	o.DaemonArgs = strings.Fields(*daemonArgs)
+	o.DaemonEnv = strings.Fields(*daemonEnv)
 	o.Log = os.Stderr
 	if *configPath != "" {
 		cfg, err := config.Load(*configPath)

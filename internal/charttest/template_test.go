@@ -115,6 +115,7 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{[]string{"--set", "config.isolateEgres=false"}, []string{"/config", "'isolateEgres'"}},
 		{[]string{"--set", "logLevel=loud"}, []string{"/logLevel"}},
 		{[]string{"--set", "replicas=0"}, []string{"/replicas"}},
+		{[]string{"--set-json", `extraEnv=[{"value":"100MiB"}]`}, []string{"/extraEnv/0", "name"}},
 	}
 	for _, tt := range tests {
 		_, err := renderErr(t, tt.flags...)
@@ -126,6 +127,25 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%v: the error does not name %q:\n%v", tt.flags, w, err)
 			}
+		}
+	}
+}
+
+// extraEnv reaches the daemon's container after the variables the chart
+// sets itself, and nothing else gets it.
+func TestExtraEnv(t *testing.T) {
+	objects := render(t, "--set-json", `extraEnv=[{"name":"GOMEMLIMIT","value":"100MiB"}]`)
+	var d appsv1.Deployment
+	convert(t, find(t, objects, "Deployment", release), &d)
+	env := d.Spec.Template.Spec.Containers[0].Env
+	if len(env) != 3 || env[0].Name != "POD_NAME" || env[1].Name != "POD_NAMESPACE" || env[2].Name != "GOMEMLIMIT" || env[2].Value != "100MiB" {
+		t.Errorf("daemon env %+v, want POD_NAME, POD_NAMESPACE, then GOMEMLIMIT=100MiB", env)
+	}
+	var job batchv1.Job
+	convert(t, find(t, objects, "Job", release+"-cleanup"), &job)
+	for _, e := range job.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "GOMEMLIMIT" {
+			t.Errorf("the uninstall hook got the daemon's extraEnv %+v", e)
 		}
 	}
 }
